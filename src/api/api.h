@@ -1,0 +1,51 @@
+/*
+ * api.h - the route table and what handlers share.
+ *
+ * 1. One table (routes.c) serves canonical tenant paths and their short
+ *    aliases; the OpenAPI spec is held to it by a test, both ways.
+ * 2. Handlers parse and validate, call one service function inside one
+ *    transaction, and render; ap_api_done does the rendering part.
+ */
+#ifndef AP_API_API_H
+#define AP_API_API_H
+
+#include "http/req.h"
+#include "http/router.h"
+
+extern const ap_route_t ap_routes[];
+
+/* Answers `out` with status on success (out stolen), or the problem. */
+void ap_api_done(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t *out);
+/* Validates an id path parameter (UUID); answers 404 and returns false when
+ * it is not one (an id that cannot exist is not found). */
+bool ap_api_id(ap_req_t *r, const char *param, const char **out);
+
+/* handlers */
+void ap_h_healthz(ap_req_t *r);
+void ap_h_readyz(ap_req_t *r);
+void ap_h_metrics(ap_req_t *r);
+
+void ap_h_tenant_create(ap_req_t *r);
+void ap_h_tenant_list(ap_req_t *r);
+void ap_h_tenant_get(ap_req_t *r);
+void ap_h_tenant_self(ap_req_t *r);
+void ap_h_tenant_update(ap_req_t *r);
+void ap_h_tenant_suspend(ap_req_t *r);
+void ap_h_tenant_resume(ap_req_t *r);
+void ap_h_tenant_delete(ap_req_t *r);
+
+void ap_h_user_create(ap_req_t *r);
+void ap_h_user_list(ap_req_t *r);
+void ap_h_user_get(ap_req_t *r);
+void ap_h_user_update(ap_req_t *r);
+void ap_h_user_delete(ap_req_t *r);
+
+void ap_h_key_create(ap_req_t *r);
+void ap_h_key_list(ap_req_t *r);
+void ap_h_key_get(ap_req_t *r);
+void ap_h_key_revoke(ap_req_t *r);
+
+void ap_h_audit_list(ap_req_t *r);
+void ap_h_audit_verify(ap_req_t *r);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * common.c - what every handler shares: finishing a call, id parameters.
+ */
+#include "api/api.h"
+
+void ap_api_done(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t *out) {
+    if (rc) {
+        json_decref(out);
+        ap_resp_problem(r, err);
+        return;
+    }
+    ap_resp_json(r, status, out);
+}
+
+bool ap_api_id(ap_req_t *r, const char *param, const char **out) {
+    const char *v = ap_req_param(r, param);
+    if (v && ap_uuid_valid(v)) {
+        *out = v;
+        return true;
+    }
+    ap_err_t err;
+    ap_err_set(&err, AP_ERR_NOT_FOUND, "not-found", "not found",
+               "ids are UUIDs as returned by the API", "\"%.64s\" is not a valid %s",
+               v ? v : "", param);
+    ap_resp_problem(r, &err);
+    return false;
+}

@@ -1,0 +1,55 @@
+/*
+ * routes.c - every HTTP route: method, pattern, handler, permission,
+ * tenant scope, audit action name.
+ *
+ * 1. Canonical paths carry the tenant (/api/v1/tenants/{tenant_id}/…);
+ *    the short aliases take it from the credential.  Both point at the
+ *    same handler, which reads r->tenant_id and never the path.
+ * 2. docs/api/openapi.yaml lists exactly these; tests/e2e/openapi.test.mjs
+ *    compares them.
+ */
+#include "api/api.h"
+
+#define T "/api/v1/tenants/{tenant_id}"
+
+const ap_route_t ap_routes[] = {
+    {"GET", "/healthz", ap_h_healthz, AP_PERM_NONE, AP_SCOPE_PUBLIC, "health.live"},
+    {"GET", "/readyz", ap_h_readyz, AP_PERM_NONE, AP_SCOPE_PUBLIC, "health.ready"},
+    {"GET", "/metrics", ap_h_metrics, AP_PERM_NONE, AP_SCOPE_PUBLIC, "metrics.read"},
+
+    {"POST", "/api/v1/tenants", ap_h_tenant_create, AP_PERM_TENANT_ADMIN, AP_SCOPE_PLATFORM, "tenant.create"},
+    {"GET", "/api/v1/tenants", ap_h_tenant_list, AP_PERM_TENANT_ADMIN, AP_SCOPE_PLATFORM, "tenant.list"},
+    {"GET", T, ap_h_tenant_get, AP_PERM_TENANT_READ, AP_SCOPE_PATH, "tenant.get"},
+    {"PATCH", T, ap_h_tenant_update, AP_PERM_TENANT_ADMIN, AP_SCOPE_PATH, "tenant.update"},
+    {"DELETE", T, ap_h_tenant_delete, AP_PERM_TENANT_ADMIN, AP_SCOPE_PATH, "tenant.delete"},
+    {"POST", T ":suspend", ap_h_tenant_suspend, AP_PERM_TENANT_ADMIN, AP_SCOPE_PATH, "tenant.suspend"},
+    {"POST", T ":resume", ap_h_tenant_resume, AP_PERM_TENANT_ADMIN, AP_SCOPE_PATH, "tenant.resume"},
+    {"GET", "/api/v1/tenant", ap_h_tenant_self, AP_PERM_TENANT_READ, AP_SCOPE_CRED, "tenant.get"},
+
+    {"POST", T "/users", ap_h_user_create, AP_PERM_USER_WRITE, AP_SCOPE_PATH, "user.create"},
+    {"GET", T "/users", ap_h_user_list, AP_PERM_USER_READ, AP_SCOPE_PATH, "user.list"},
+    {"GET", T "/users/{user_id}", ap_h_user_get, AP_PERM_USER_READ, AP_SCOPE_PATH, "user.get"},
+    {"PATCH", T "/users/{user_id}", ap_h_user_update, AP_PERM_USER_WRITE, AP_SCOPE_PATH, "user.update"},
+    {"DELETE", T "/users/{user_id}", ap_h_user_delete, AP_PERM_USER_WRITE, AP_SCOPE_PATH, "user.delete"},
+    {"POST", "/api/v1/users", ap_h_user_create, AP_PERM_USER_WRITE, AP_SCOPE_CRED, "user.create"},
+    {"GET", "/api/v1/users", ap_h_user_list, AP_PERM_USER_READ, AP_SCOPE_CRED, "user.list"},
+    {"GET", "/api/v1/users/{user_id}", ap_h_user_get, AP_PERM_USER_READ, AP_SCOPE_CRED, "user.get"},
+    {"PATCH", "/api/v1/users/{user_id}", ap_h_user_update, AP_PERM_USER_WRITE, AP_SCOPE_CRED, "user.update"},
+    {"DELETE", "/api/v1/users/{user_id}", ap_h_user_delete, AP_PERM_USER_WRITE, AP_SCOPE_CRED, "user.delete"},
+
+    {"POST", T "/api-keys", ap_h_key_create, AP_PERM_KEY_WRITE, AP_SCOPE_PATH, "api_key.create"},
+    {"GET", T "/api-keys", ap_h_key_list, AP_PERM_KEY_READ, AP_SCOPE_PATH, "api_key.list"},
+    {"GET", T "/api-keys/{key_id}", ap_h_key_get, AP_PERM_KEY_READ, AP_SCOPE_PATH, "api_key.get"},
+    {"POST", T "/api-keys/{key_id}:revoke", ap_h_key_revoke, AP_PERM_KEY_WRITE, AP_SCOPE_PATH, "api_key.revoke"},
+    {"POST", "/api/v1/api-keys", ap_h_key_create, AP_PERM_KEY_WRITE, AP_SCOPE_CRED, "api_key.create"},
+    {"GET", "/api/v1/api-keys", ap_h_key_list, AP_PERM_KEY_READ, AP_SCOPE_CRED, "api_key.list"},
+    {"GET", "/api/v1/api-keys/{key_id}", ap_h_key_get, AP_PERM_KEY_READ, AP_SCOPE_CRED, "api_key.get"},
+    {"POST", "/api/v1/api-keys/{key_id}:revoke", ap_h_key_revoke, AP_PERM_KEY_WRITE, AP_SCOPE_CRED, "api_key.revoke"},
+
+    {"GET", T "/audit", ap_h_audit_list, AP_PERM_AUDIT_READ, AP_SCOPE_PATH, "audit.list"},
+    {"GET", T "/audit:verify", ap_h_audit_verify, AP_PERM_AUDIT_READ, AP_SCOPE_PATH, "audit.verify"},
+    {"GET", "/api/v1/audit", ap_h_audit_list, AP_PERM_AUDIT_READ, AP_SCOPE_CRED, "audit.list"},
+    {"GET", "/api/v1/audit:verify", ap_h_audit_verify, AP_PERM_AUDIT_READ, AP_SCOPE_CRED, "audit.verify"},
+
+    {NULL, NULL, NULL, AP_PERM_NONE, AP_SCOPE_PUBLIC, NULL},
+};

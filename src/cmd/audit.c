@@ -1,0 +1,344 @@
+/*
+ * cmd/audit.c - `agentprov audit verify|export`: the audit log, offline.
+ *
+ * 1. Offline means straight to the database, no server: an auditor can
+ *    check a copy of the data, and a broken server cannot hide a broken
+ *    chain.  Reads run in platform-scope transactions.
+ * 2. Each tenant is verified in its own transaction and arena, so memory
+ *    is bounded by the largest chain, not the whole log.
+ * 3. Exit status: 0 every chain is intact, 1 a chain is broken, 2 usage
+ *    error, 3 the check could not run (database missing or unreachable,
+ *    schema mismatch, write error): a monitor can tell "tampered" from
+ *    "could not look".
+ * 4. A sqlite: URL naming a file that does not exist is refused rather
+ *    than created: a mistyped --data-dir must not verify an empty log.
+ * 5. --output writes a temporary file next to FILE and renames it at the
+ *    end, so a failed export never leaves a truncated FILE behind.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "audit/audit.h"
+#include "cmd/cmd.h"
+#include "core/arena.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "store/db.h"
+#include "store/migrate.h"
+
+enum { EXIT_OK = 0, EXIT_BROKEN = 1, EXIT_USAGE = 2, EXIT_FAIL = 3 };
+
+static const char usage_text[] =
+    "usage: agentprov audit verify [--tenant ID] [--database-url URL] [--data-dir DIR]\n"
+    "                              [-o table|json]\n"
+    "       agentprov audit export [--format jsonl] [--tenant ID] [--database-url URL]\n"
+    "                              [--data-dir DIR] [--output FILE]\n"
+    "\n"
+    "Checks or exports the tamper-evident audit log straight from the database;\n"
+    "the server does not need to run.\n"
+    "\n"
+    "  verify   checks the hash chain of one tenant, or of every tenant with entries,\n"
+    "           and names the first bad sequence number of a broken chain\n"
+    "  export   writes every entry as one JSON object per line, ordered by tenant\n"
+    "           and sequence (default: to standard output)\n"
+    "\n"
+    "  --tenant ID         only this tenant\n"
+    "  --database-url URL  sqlite:PATH or postgres://... (default: $AP_DATABASE_URL,\n"
+    "                      else sqlite:DIR/agentprov.db)\n"
+    "  --data-dir DIR      data directory (default: $AP_DATA_DIR, else ./var)\n"
+    "  -o table|json       verify's output format (default: table)\n"
+    "  --format jsonl      export format (jsonl is the only one)\n"
+    "  --output FILE       export to FILE instead of standard output\n"
+    "\n"
+    "Exit status: 0 all chains intact, 1 a chain is broken, 2 usage error,\n"
+    "3 the check could not run.\n";
+
+typedef struct {
+    const char *tenant, *db_url, *data_dir, *output_fmt, *format, *output;
+} opts_t;
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("agentprov audit: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nrun 'agentprov audit --help' for usage\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static void print_err(const char *what, const ap_err_t *err) {
+    fprintf(stderr, "agentprov audit: %s: %s", what, err->msg[0] ? err->msg : "failed");
+    if (err->detail[0]) fprintf(stderr, ": %s", err->detail);
+    fputc('\n', stderr);
+    if (err->hint[0]) fprintf(stderr, "hint: %s\n", err->hint);
+}
+
+/* Matches "--name VALUE" and "--name=VALUE"; *i advances past a separate
+ * value.  Returns 1 on a match, 0 on none, -1 when the value is missing. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val) {
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0') return 0;
+    if (*i + 1 >= argc) return -1;
+    *val = argv[++*i];
+    return 1;
+}
+
+/* Parses argv[2..]; returns -1 when the command may proceed, else an exit
+ * status. */
+static int parse_opts(int argc, char **argv, bool is_verify, opts_t *o) {
+    static const struct {
+        const char *name;
+        size_t off;
+        int only; /* 0 both, 1 verify, 2 export */
+    } known[] = {
+        {"--tenant", offsetof(opts_t, tenant), 0},
+        {"--database-url", offsetof(opts_t, db_url), 0},
+        {"--data-dir", offsetof(opts_t, data_dir), 0},
+        {"-o", offsetof(opts_t, output_fmt), 1},
+        {"--format", offsetof(opts_t, format), 2},
+        {"--output", offsetof(opts_t, output), 2},
+    };
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        int m = 0;
+        for (size_t k = 0; k < sizeof known / sizeof known[0] && !m; k++) {
+            if (known[k].only == (is_verify ? 2 : 1)) continue;
+            const char *v = NULL;
+            m = opt_value(argc, argv, &i, known[k].name, &v);
+            if (m < 0) return usage_error("option %s needs a value", known[k].name);
+            if (m) {
+                if (!*v) return usage_error("option %s needs a non-empty value", known[k].name);
+                *(const char **)((char *)o + known[k].off) = v;
+            }
+        }
+        if (!m) {
+            if (argv[i][0] == '-') return usage_error("unknown option %s", argv[i]);
+            return usage_error("unexpected argument %s", argv[i]);
+        }
+    }
+    if (o->output_fmt && strcmp(o->output_fmt, "table") != 0 &&
+        strcmp(o->output_fmt, "json") != 0)
+        return usage_error("-o must be table or json, not %s", o->output_fmt);
+    if (o->format && strcmp(o->format, "jsonl") != 0)
+        return usage_error("--format must be jsonl, not %s", o->format);
+    return -1;
+}
+
+/* Opens and checks the database; returns NULL after printing why not. */
+static ap_db_t *open_db(const opts_t *o, ap_arena_t *a) {
+    const char *url = o->db_url;
+    if (!url) url = getenv("AP_DATABASE_URL");
+    if (!url || !*url) {
+        const char *dir = o->data_dir;
+        if (!dir) dir = getenv("AP_DATA_DIR");
+        if (!dir || !*dir) dir = "./var";
+        url = ap_arena_printf(a, "sqlite:%s/agentprov.db", dir);
+    }
+    ap_err_t err = {0};
+    if (strncmp(url, "sqlite:", 7) == 0 && access(url + 7, F_OK) != 0) {
+        ap_err_set(&err, AP_ERR_NOT_FOUND, NULL, "database not found",
+                   "pass --data-dir or --database-url, or run agentprov migrate first",
+                   "%s: %s", url + 7, strerror(errno));
+        print_err("cannot open the database", &err);
+        return NULL;
+    }
+    ap_db_t *db = NULL;
+    if (ap_db_open(url, 2, &db, &err)) {
+        print_err("cannot open the database", &err);
+        return NULL;
+    }
+    if (ap_migrate_check(db, &err)) {
+        print_err("database schema", &err);
+        ap_db_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+/* Tenants to verify: the one named, or every tenant with entries. */
+static ap_rc tenant_list(ap_db_t *db, const char *tenant, json_t **out, ap_err_t *err) {
+    if (tenant) {
+        *out = json_pack("[s]", tenant);
+        if (!*out)
+            return ap_err_set(err, AP_ERR_INVALID, NULL, "invalid tenant id", NULL,
+                              "--tenant is not valid UTF-8");
+        return AP_OK;
+    }
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_tx_t *tx;
+    ap_rc rc = ap_db_begin(db, NULL, AP_TX_READ, a, &tx, err);
+    if (!rc) rc = ap_audit_tenants(tx, out, err);
+    ap_arena_free(a); /* rolls back: nothing was written */
+    return rc;
+}
+
+static int cmd_verify(const opts_t *o) {
+    ap_arena_t *a = ap_arena_new(1024);
+    ap_db_t *db = open_db(o, a);
+    if (!db) {
+        ap_arena_free(a);
+        return EXIT_FAIL;
+    }
+    bool as_json = o->output_fmt && strcmp(o->output_fmt, "json") == 0;
+    int status = EXIT_OK;
+    ap_err_t err = {0};
+    json_t *tenants = NULL, *results = json_array();
+    if (tenant_list(db, o->tenant, &tenants, &err)) {
+        print_err("cannot list tenants", &err);
+        status = EXIT_FAIL;
+        goto done;
+    }
+    size_t width = strlen("TENANT"), i;
+    json_t *t;
+    json_array_foreach(tenants, i, t) {
+        size_t n = strlen(json_string_value(t));
+        if (n > width) width = n;
+    }
+    if (!as_json) printf("%-*s  %-3s  %10s  %s\n", (int)width, "TENANT", "OK", "ENTRIES",
+                         "FIRST_BAD");
+    if (json_array_size(tenants) == 0) fputs("agentprov audit: no audit entries\n", stderr);
+    json_array_foreach(tenants, i, t) {
+        const char *id = json_string_value(t);
+        ap_arena_t *ta = ap_arena_new(1 << 16);
+        ap_tx_t *tx;
+        ap_audit_verify_t v;
+        ap_rc rc = ap_db_begin(db, NULL, AP_TX_READ, ta, &tx, &err);
+        if (!rc) rc = ap_audit_verify(tx, id, &v, &err);
+        ap_arena_free(ta);
+        if (rc) {
+            char what[160];
+            snprintf(what, sizeof what, "cannot verify tenant %s", id);
+            print_err(what, &err);
+            status = EXIT_FAIL;
+            goto done;
+        }
+        if (!v.ok) {
+            if (status == EXIT_OK) status = EXIT_BROKEN;
+            fprintf(stderr, "agentprov audit: tenant %s: chain broken at seq %lld: %s\n", id,
+                    (long long)v.first_bad_sequence, v.reason);
+        }
+        if (as_json) {
+            json_array_append_new(results,
+                                  json_pack("{s:s,s:b,s:I,s:I}", "tenant_id", id, "ok", v.ok,
+                                            "entries_checked", (json_int_t)v.entries_checked,
+                                            "first_bad_sequence",
+                                            (json_int_t)v.first_bad_sequence));
+        } else {
+            char bad[24] = "-";
+            if (!v.ok) snprintf(bad, sizeof bad, "%lld", (long long)v.first_bad_sequence);
+            printf("%-*s  %-3s  %10lld  %s\n", (int)width, id, v.ok ? "yes" : "NO",
+                   (long long)v.entries_checked, bad);
+        }
+    }
+    if (as_json) {
+        json_dumpf(results, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0) status = EXIT_FAIL;
+done:
+    json_decref(tenants);
+    json_decref(results);
+    ap_db_close(db);
+    ap_arena_free(a);
+    return status;
+}
+
+static int cmd_export(const opts_t *o) {
+    ap_arena_t *a = ap_arena_new(1 << 16);
+    ap_db_t *db = open_db(o, a);
+    if (!db) {
+        ap_arena_free(a);
+        return EXIT_FAIL;
+    }
+    int status = EXIT_FAIL;
+    FILE *out = stdout;
+    char *tmp = NULL;
+    ap_err_t err = {0};
+    if (o->output) {
+        tmp = ap_arena_printf(a, "%s.XXXXXX", o->output);
+        int fd = mkstemp(tmp);
+        if (fd < 0 || !(out = fdopen(fd, "w"))) {
+            fprintf(stderr, "agentprov audit: cannot create %s: %s\n", o->output,
+                    strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+                unlink(tmp);
+            }
+            out = NULL;
+            goto done;
+        }
+    }
+    ap_tx_t *tx;
+    int64_t count = 0;
+    ap_rc rc = ap_db_begin(db, NULL, AP_TX_READ, a, &tx, &err);
+    if (!rc) rc = ap_audit_export_jsonl(tx, o->tenant, out, &count, &err);
+    if (!rc) ap_tx_rollback(tx); /* read only */
+    if (rc) {
+        print_err("export failed", &err);
+        goto done;
+    }
+    if (tmp) {
+        int closed = fclose(out);
+        out = NULL;
+        if (closed != 0 || rename(tmp, o->output) != 0) {
+            fprintf(stderr, "agentprov audit: cannot write %s: %s\n", o->output,
+                    strerror(errno));
+            goto done;
+        }
+        tmp = NULL;
+        fprintf(stderr, "exported %lld entries to %s\n", (long long)count, o->output);
+    }
+    status = EXIT_OK;
+done:
+    if (out && out != stdout) fclose(out);
+    if (tmp) unlink(tmp);
+    ap_db_close(db);
+    ap_arena_free(a);
+    return status;
+}
+
+/* argv[0] is "audit", argv[1] the action. */
+int ap_cmd_audit(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *action = argv[1];
+    if (strcmp(action, "--help") == 0 || strcmp(action, "-h") == 0 ||
+        strcmp(action, "help") == 0) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+    bool is_verify = strcmp(action, "verify") == 0;
+    if (!is_verify && strcmp(action, "export") != 0) {
+        if (action[0] == '-') return usage_error("unknown option %s", action);
+        return usage_error("unknown action %s (want verify or export)", action);
+    }
+    opts_t o = {0};
+    int st = parse_opts(argc, argv, is_verify, &o);
+    if (st >= 0) return st;
+    if (ap_crypto_init() != AP_OK) {
+        fputs("agentprov audit: cannot initialise libsodium\n", stderr);
+        return EXIT_FAIL;
+    }
+    return is_verify ? cmd_verify(&o) : cmd_export(&o);
+}

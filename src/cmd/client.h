@@ -1,0 +1,18 @@
+/*
+ * client.h - the API client side of the binary: one HTTP call with the
+ * caller's key, and printing results as tables or JSON.
+ */
+#ifndef AP_CMD_CLIENT_H
+#define AP_CMD_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Performs method on AP_URL + path with AP_API_KEY.  On success returns
+ * 0 and *out (new reference, may be NULL for 204).  On an HTTP problem it
+ * prints title and detail and returns 1; on a transport failure, 1 too. */
+int ap_client_call(const char *method, const char *path, json_t *body, json_t **out);
+/* Prints a list page or an object: a table (columns) or JSON (-o json). */
+void ap_client_print(json_t *v, const char *const *columns, bool as_json);
+
+#endif

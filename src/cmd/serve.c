@@ -1,0 +1,274 @@
+/*
+ * serve.c - `agentprov serve`: the platform process.
+ *
+ * 1. Start: options → log the effective configuration (secrets masked) →
+ *    open the store → migrate → first-start platform admin key → listen →
+ *    log "ready" with the bound port (tests bind port 0 and read it).
+ * 2. The first start writes a platform admin key to <data-dir>/admin.key
+ *    (mode 0600) when no active platform key exists; the log says where,
+ *    never what.
+ * 3. SIGTERM/SIGINT: stop accepting, wait for in-flight requests up to
+ *    --shutdown-timeout, stop the purge job, close the store.
+ * 4. A background job purges tenants deleted longer ago than
+ *    --retention-days, once an hour.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "cmd/cmd.h"
+#include "cmd/common.h"
+#include "core/crypto.h"
+#include "core/id.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "http/server.h"
+#include "identity/apikey.h"
+#include "store/migrate.h"
+#include "tenant/tenant.h"
+
+static ap_rc bootstrap_admin_key(ap_db_t *db, const char *data_dir, bool *created,
+                                 char *path, size_t cap, ap_err_t *err) {
+    *created = false;
+    snprintf(path, cap, "%s/admin.key", data_dir);
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT("platform_admin")};
+    ap_rc rc = ap_db_begin(db, NULL, AP_TX_WRITE, a, &tx, err);
+    if (!rc)
+        rc = ap_tx_query(tx, "SELECT COUNT(*) AS n FROM api_keys WHERE role = ? AND revoked_at IS NULL",
+                         p, 1, &rows, err);
+    if (rc || ap_rows_int(&rows, 0, "n", 0) > 0) {
+        ap_arena_free(a);
+        return rc;
+    }
+    ap_actor_t actor = {.type = "system", .id = "bootstrap", .role = "platform_admin"};
+    ap_apikey_spec_t spec = {.name = "bootstrap platform admin", .role = "platform_admin"};
+    json_t *key = NULL;
+    rc = ap_apikey_create(tx, AP_NIL_UUID, &actor, AP_ROLE_PLATFORM_ADMIN, &spec, &key, err);
+    if (!rc) {
+        if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+            rc = ap_err_set(err, AP_ERR_IO, NULL, "cannot create data directory", NULL, "%s: %s",
+                            data_dir, strerror(errno));
+        } else {
+            char tmp[4200];
+            snprintf(tmp, sizeof tmp, "%s.tmp", path);
+            int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            const char *k = json_string_value(json_object_get(key, "key"));
+            if (fd < 0 || write(fd, k, strlen(k)) != (ssize_t)strlen(k) ||
+                write(fd, "\n", 1) != 1 || fsync(fd) != 0 || close(fd) != 0 ||
+                rename(tmp, path) != 0)
+                rc = ap_err_set(err, AP_ERR_IO, NULL, "cannot write admin key", NULL, "%s: %s",
+                                path, strerror(errno));
+        }
+    }
+    json_decref(key);
+    if (!rc) rc = ap_tx_commit(tx, err);
+    ap_arena_free(a);
+    if (!rc) *created = true;
+    return rc;
+}
+
+typedef struct {
+    ap_db_t *db;
+    int retention_days;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+} purge_job_t;
+
+static void purge_once(purge_job_t *j) {
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    json_t *purged = NULL;
+    ap_actor_t actor = {.type = "system", .id = "purge-job", .role = "platform_admin"};
+    ap_rc rc = ap_db_begin(j->db, NULL, AP_TX_WRITE, a, &tx, &err);
+    if (!rc) rc = ap_tenant_purge(tx, &actor, j->retention_days, &purged, &err);
+    if (!rc) rc = ap_tx_commit(tx, &err);
+    if (rc)
+        ap_log(AP_LOG_ERROR, "tenant purge failed", "{s:s}", "detail", err.detail);
+    else if (json_array_size(purged))
+        ap_log(AP_LOG_INFO, "tenants purged", "{s:O}", "tenant_ids", purged);
+    json_decref(purged);
+    ap_arena_free(a);
+}
+
+static void *purge_main(void *arg) {
+    purge_job_t *j = arg;
+    pthread_mutex_lock(&j->mu);
+    while (!j->stop) {
+        pthread_mutex_unlock(&j->mu);
+        purge_once(j);
+        pthread_mutex_lock(&j->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 3600;
+        while (!j->stop && pthread_cond_timedwait(&j->cv, &j->mu, &ts) != ETIMEDOUT) {
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+static bool parse_listen(const char *v, char *host, size_t cap, int *port) {
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap) return false;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535 || colon[1] == '\0') return false;
+    *port = (int)p;
+    return true;
+}
+
+static int parse_int(const char *name, const char *v, int lo, int hi, int *out) {
+    char *end;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end || !*v || n < lo || n > hi) {
+        fprintf(stderr, "error: invalid --%s \"%s\"\n  hint: use an integer from %d to %d\n", name,
+                v ? v : "", lo, hi);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+int ap_cmd_serve(int argc, char **argv) {
+    char ncpu[16];
+    snprintf(ncpu, sizeof ncpu, "%ld", sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 2);
+    ap_opt_t opts[] = {
+        {"listen", "AP_LISTEN", "127.0.0.1:8080", "address:port to listen on (port 0 = any free)",
+         false, false, NULL},
+        AP_DB_OPTS,
+        {"threads", "AP_THREADS", ncpu, "HTTP worker threads", false, false, NULL},
+        {"db-pool", "AP_DB_POOL", NULL, "store connections (default threads + 2)", false, false, NULL},
+        {"max-body", "AP_MAX_BODY", "1048576", "largest request body in bytes (413 beyond)", false,
+         false, NULL},
+        {"shutdown-timeout", "AP_SHUTDOWN_TIMEOUT", "10",
+         "seconds to let in-flight requests finish on SIGTERM", false, false, NULL},
+        {"retention-days", "AP_RETENTION_DAYS", "30",
+         "days a deleted tenant is kept before the purge job removes it", false, false, NULL},
+        {NULL, NULL, NULL, NULL, false, false, NULL},
+    };
+    ap_err_t err = {0};
+    bool help;
+    if (ap_config_parse(opts, argc, argv, NULL, NULL, &help, &err)) {
+        ap_cmd_print_err(&err);
+        return 2;
+    }
+    if (help) {
+        ap_config_usage(stdout, "usage: agentprov serve [options]\n\nRuns the platform: REST API, "
+                                "health and metrics endpoints, background jobs.",
+                        opts);
+        return 0;
+    }
+    if (!ap_cmd_log_level(opts)) return 2;
+    char host[64];
+    int port, threads, pool, max_body, shutdown_s, retention;
+    if (!parse_listen(ap_config_get(opts, "listen"), host, sizeof host, &port)) {
+        fprintf(stderr, "error: invalid --listen \"%s\"\n  hint: use address:port, e.g. 127.0.0.1:8080\n",
+                ap_config_get(opts, "listen"));
+        return 2;
+    }
+    if (parse_int("threads", ap_config_get(opts, "threads"), 1, 256, &threads) ||
+        parse_int("max-body", ap_config_get(opts, "max-body"), 1024, 64 << 20, &max_body) ||
+        parse_int("shutdown-timeout", ap_config_get(opts, "shutdown-timeout"), 0, 3600, &shutdown_s) ||
+        parse_int("retention-days", ap_config_get(opts, "retention-days"), 0, 36500, &retention))
+        return 2;
+    pool = threads + 2;
+    if (ap_config_get(opts, "db-pool") &&
+        parse_int("db-pool", ap_config_get(opts, "db-pool"), 1, 1024, &pool))
+        return 2;
+    uint64_t t0 = ap_mono_ns();
+    json_t *cfg = ap_config_json(opts);
+    ap_log(AP_LOG_INFO, "starting", "{s:s,s:o}", "version", AP_VERSION, "config", cfg);
+    if (ap_crypto_init()) {
+        ap_log(AP_LOG_ERROR, "libsodium failed to initialise", NULL);
+        return 1;
+    }
+    /* Signals are taken by sigwait below; block them before threads start. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ap_db_t *db = ap_cmd_open_db(opts, pool);
+    if (!db) return 1;
+    int applied = 0;
+    if (ap_migrate(db, &applied, &err)) {
+        ap_cmd_print_err(&err);
+        ap_db_close(db);
+        return 1;
+    }
+    const char *data_dir = ap_config_get(opts, "data-dir");
+    char keypath[4096];
+    bool created;
+    if (bootstrap_admin_key(db, data_dir, &created, keypath, sizeof keypath, &err)) {
+        ap_cmd_print_err(&err);
+        ap_db_close(db);
+        return 1;
+    }
+    if (created)
+        ap_log(AP_LOG_INFO, "platform admin key created", "{s:s,s:s}", "path", keypath, "hint",
+               "export AP_API_KEY=$(cat <path>) and call the API with Authorization: Bearer");
+
+    struct ap_app app = {
+        .db = db,
+        .routes = ap_routes,
+        .metrics = ap_metrics_new(ap_routes),
+        .started_ms = ap_now_ms(),
+        .max_body = (size_t)max_body,
+    };
+    ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
+    ap_server_t *srv = NULL;
+    if (ap_server_start(&app, &so, &srv, &err)) {
+        ap_cmd_print_err(&err);
+        ap_metrics_free(app.metrics);
+        ap_db_close(db);
+        return 1;
+    }
+    purge_job_t job = {.db = db, .retention_days = retention};
+    pthread_mutex_init(&job.mu, NULL);
+    pthread_cond_init(&job.cv, NULL);
+    pthread_t purge_thread;
+    pthread_create(&purge_thread, NULL, purge_main, &job);
+
+    char url[128];
+    snprintf(url, sizeof url, "http://%s:%d", host, ap_server_port(srv));
+    ap_log(AP_LOG_INFO, "ready", "{s:s,s:i,s:s,s:s,s:s,s:f}", "url", url, "port",
+           ap_server_port(srv), "store", ap_db_kind(db), "admin_key_file", keypath,
+           "first_call", "curl -H \"Authorization: Bearer $(cat <admin_key_file>)\" <url>/api/v1/tenants",
+           "startup_ms", (double)(ap_mono_ns() - t0) / 1e6);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    ap_log(AP_LOG_INFO, "shutting down", "{s:s,s:i}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+           "timeout_s", shutdown_s);
+    ap_server_quiesce(srv);
+    bool drained = ap_server_drain(srv, shutdown_s * 1000);
+    ap_server_stop(srv);
+    pthread_mutex_lock(&job.mu);
+    job.stop = true;
+    pthread_cond_signal(&job.cv);
+    pthread_mutex_unlock(&job.mu);
+    pthread_join(purge_thread, NULL);
+    pthread_mutex_destroy(&job.mu);
+    pthread_cond_destroy(&job.cv);
+    ap_metrics_free(app.metrics);
+    ap_db_close(db);
+    ap_log(AP_LOG_INFO, "stopped", "{s:b}", "drained", drained);
+    return 0;
+}

@@ -1,0 +1,165 @@
+/*
+ * req.c - request accessors and response builders.
+ */
+#include "http/req.h"
+
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+const char *ap_req_param(ap_req_t *r, const char *name) {
+    return ap_match_param(&r->match, name);
+}
+
+const char *ap_req_query(ap_req_t *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *ap_req_header(ap_req_t *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int ap_rc_status(ap_rc rc, const char *type) {
+    if (type && strcmp(type, "idempotency-key-reused") == 0) return 422;
+    if (type && strcmp(type, "unsupported-media-type") == 0) return 415;
+    if (type && strcmp(type, "method-not-allowed") == 0) return 405;
+    switch (rc) {
+    case AP_OK: return 200;
+    case AP_ERR_INVALID: return 400;
+    case AP_ERR_NOT_FOUND: return 404;
+    case AP_ERR_CONFLICT: return 409;
+    case AP_ERR_DENIED: return 403;
+    case AP_ERR_UNAUTH: return 401;
+    case AP_ERR_LIMIT: return 429;
+    case AP_ERR_TOO_LARGE: return 413;
+    case AP_ERR_UNAVAILABLE: return 503;
+    case AP_ERR_IO:
+    case AP_ERR_INTERNAL: return 500;
+    }
+    return 500;
+}
+
+json_t *ap_problem_json(const ap_err_t *err, int status, const char *request_id,
+                        const char *instance) {
+    char type[96];
+    snprintf(type, sizeof type, "urn:agentprov:problem:%s",
+             err->type[0] ? err->type : ap_rc_type(err->rc));
+    const char *title = err->msg[0] ? err->msg : ap_rc_name(err->rc);
+    char detail[800];
+    if (status >= 500) {
+        snprintf(detail, sizeof detail,
+                 "the server could not complete the request; retry later, and quote request id "
+                 "%s if it persists",
+                 request_id ? request_id : "-");
+    } else if (err->hint[0] && err->detail[0]) {
+        snprintf(detail, sizeof detail, "%s; %s", err->detail, err->hint);
+    } else {
+        snprintf(detail, sizeof detail, "%s", err->detail[0] ? err->detail : err->hint);
+    }
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "type", type, "title", title, "status", status,
+                          "detail", detail);
+    if (instance) json_object_set_new(o, "instance", json_string(instance));
+    if (request_id) json_object_set_new(o, "request_id", json_string(request_id));
+    return o;
+}
+
+static void set_body(ap_req_t *r, int status, const char *ctype, char *body, size_t len) {
+    if (r->answered) { /* a second answer is a programming error: keep the first */
+        free(body);
+        ap_log(AP_LOG_ERROR, "handler answered twice", "{s:s}", "request_id", r->request_id);
+        return;
+    }
+    r->answered = true;
+    r->status = status;
+    r->content_type = ctype;
+    r->resp_body = body;
+    r->resp_len = len;
+}
+
+void ap_resp_raw(ap_req_t *r, int status, const char *content_type, char *heap_body,
+                 size_t len) {
+    set_body(r, status, content_type, heap_body, len);
+}
+
+void ap_resp_json(ap_req_t *r, int status, json_t *body) {
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (status == 204) {
+        free(s);
+        set_body(r, status, NULL, NULL, 0);
+        return;
+    }
+    if (!s) s = strdup("{}");
+    set_body(r, status, "application/json", s, strlen(s));
+}
+
+void ap_resp_problem(ap_req_t *r, const ap_err_t *err) {
+    int status = ap_rc_status(err->rc, err->type);
+    if (status >= 500)
+        ap_log(AP_LOG_ERROR, "request failed", "{s:s,s:s,s:s,s:s}", "request_id", r->request_id,
+               "error", err->msg, "detail", err->detail, "path", r->path ? r->path : "");
+    json_t *p = ap_problem_json(err, status, r->request_id, r->path);
+    char *s = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(p);
+    set_body(r, status, "application/problem+json", s, strlen(s));
+}
+
+void ap_resp_header(ap_req_t *r, const char *name, const char *value) {
+    if (r->nresp_hdr >= AP_MAX_RESP_HEADERS) return;
+    r->resp_hdr_k[r->nresp_hdr] = ap_arena_strdup(r->arena, name);
+    r->resp_hdr_v[r->nresp_hdr] = ap_arena_strdup(r->arena, value);
+    r->nresp_hdr++;
+}
+
+void ap_resp_page(ap_req_t *r, json_t *items, const char *next) {
+    json_t *o = json_object();
+    json_object_set_new(o, "data", items);
+    json_object_set_new(o, "next_cursor", next ? json_string(next) : json_null());
+    ap_resp_json(r, 200, o);
+}
+
+ap_rc ap_req_json(ap_req_t *r, const ap_jfield_t *fields, json_t **out) {
+    ap_err_t err = {0};
+    *out = NULL;
+    const char *ct = ap_req_header(r, "Content-Type");
+    if (r->body.len && ct && strncmp(ct, "application/json", 16) != 0) {
+        ap_err_set(&err, AP_ERR_INVALID, "unsupported-media-type", "unsupported content type",
+                   "send the body as application/json", "Content-Type is \"%.64s\"", ct);
+        ap_resp_problem(r, &err);
+        return AP_ERR_INVALID;
+    }
+    json_t *o;
+    ap_rc rc = ap_json_parse_object(r->body.p ? r->body.p : "", r->body.len, &o, &err);
+    if (!rc) rc = ap_json_check(o, fields, &err);
+    if (rc) {
+        if (o) json_decref(o);
+        ap_resp_problem(r, &err);
+        return rc;
+    }
+    *out = o;
+    return AP_OK;
+}
+
+ap_rc ap_req_page(ap_req_t *r, int dflt, int max, int *limit, const char **cursor) {
+    ap_err_t err = {0};
+    *limit = dflt;
+    *cursor = ap_req_query(r, "cursor");
+    const char *l = ap_req_query(r, "limit");
+    if (l) {
+        char *end;
+        long v = strtol(l, &end, 10);
+        if (!*l || *end || v < 1 || v > max) {
+            ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid limit",
+                       "use an integer between 1 and the maximum",
+                       "limit is \"%.32s\"; it must be between 1 and %d", l, max);
+            ap_resp_problem(r, &err);
+            return AP_ERR_INVALID;
+        }
+        *limit = (int)v;
+    }
+    if (*cursor && !**cursor) *cursor = NULL;
+    return AP_OK;
+}

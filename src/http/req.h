@@ -1,0 +1,88 @@
+/*
+ * req.h - one HTTP request as handlers see it, and how they answer.
+ *
+ * 1. Everything a request allocates lives in r->arena, freed when the
+ *    response has been sent.  Handlers never free what they get here.
+ * 2. A handler answers exactly once, with ap_resp_json, ap_resp_problem or
+ *    ap_resp_raw; a handler that answers nothing gets a 500.
+ * 3. Problems are RFC 9457 application/problem+json with a stable type,
+ *    a one-line title, a detail that says what to change, and the request
+ *    id.  5xx problems never carry internal details (those are logged).
+ */
+#ifndef AP_HTTP_REQ_H
+#define AP_HTTP_REQ_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit/audit.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/json.h"
+#include "http/router.h"
+#include "identity/apikey.h"
+#include "store/db.h"
+
+struct MHD_Connection;
+typedef struct ap_app ap_app_t;
+
+#define AP_MAX_RESP_HEADERS 8
+
+typedef struct ap_req {
+    ap_app_t *app;
+    ap_arena_t *arena;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *raw_path;
+    const char *path; /* normalised */
+    ap_match_t match;
+    ap_buf_t body;
+    bool too_large;
+    char request_id[AP_UUID_LEN];
+    char client_addr[64];
+    ap_principal_t *principal; /* NULL on public routes */
+    const char *tenant_id;     /* resolved tenant, NULL for platform routes */
+    ap_actor_t actor;
+    uint64_t start_ns;
+    /* response */
+    int status;
+    char *resp_body; /* heap (malloc), handed to libmicrohttpd */
+    size_t resp_len;
+    const char *content_type;
+    const char *resp_hdr_k[AP_MAX_RESP_HEADERS];
+    const char *resp_hdr_v[AP_MAX_RESP_HEADERS];
+    int nresp_hdr;
+    bool answered;
+    /* What an idempotency record keeps instead of resp_body when the
+     * response holds a secret (a new API key): arena memory, or NULL. */
+    const char *replay_body;
+} ap_req_t;
+
+const char *ap_req_param(ap_req_t *r, const char *name);
+const char *ap_req_query(ap_req_t *r, const char *name);
+const char *ap_req_header(ap_req_t *r, const char *name);
+
+/* Parses the body as a JSON object and checks it against fields; on
+ * failure answers the problem itself and returns non-zero. */
+ap_rc ap_req_json(ap_req_t *r, const ap_jfield_t *fields, json_t **out);
+/* Pagination parameters: ?limit= (1..max, default dflt) and ?cursor=.
+ * Answers a problem and returns non-zero when they are malformed. */
+ap_rc ap_req_page(ap_req_t *r, int dflt, int max, int *limit, const char **cursor);
+
+void ap_resp_json(ap_req_t *r, int status, json_t *body /* reference stolen */);
+void ap_resp_problem(ap_req_t *r, const ap_err_t *err);
+void ap_resp_raw(ap_req_t *r, int status, const char *content_type, char *heap_body,
+                 size_t len);
+void ap_resp_header(ap_req_t *r, const char *name, const char *value);
+/* A list page: {"data": items, "next_cursor": next|null}. */
+void ap_resp_page(ap_req_t *r, json_t *items, const char *next);
+
+int ap_rc_status(ap_rc rc, const char *type);
+/* Builds the problem JSON (new reference). */
+json_t *ap_problem_json(const ap_err_t *err, int status, const char *request_id,
+                        const char *instance);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * server.c - libmicrohttpd glue and the request pipeline.
+ *
+ * 1. libmicrohttpd runs an epoll loop per thread of its pool; handlers run
+ *    on those threads.  The first access-handler call creates the request
+ *    and returns without a response; body chunks accumulate up to the
+ *    limit (the rest is read and dropped, then 413); the final call runs
+ *    the pipeline and queues the response.
+ * 2. Every step that can refuse the request answers a problem and stops;
+ *    refusals of an authenticated caller (403, and 404 for another
+ *    tenant's path) are written to the caller's audit chain.
+ * 3. In-flight requests are counted from the first call to the completion
+ *    callback, which is what shutdown waits on.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "audit/audit.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "http/idempotency.h"
+#include "http/req.h"
+
+struct ap_server {
+    struct MHD_Daemon *d;
+    struct ap_app *app;
+    _Atomic int inflight;
+    int port;
+};
+
+static void answer(ap_req_t *r, ap_rc rc, const char *type, const char *msg, const char *hint,
+                   const char *detail) {
+    ap_err_t err;
+    ap_err_set(&err, rc, type, msg, hint, "%s", detail ? detail : "");
+    ap_resp_problem(r, &err);
+}
+
+/* Writes a denial to the caller's own tenant chain, in its own transaction. */
+static void audit_denied(ap_req_t *r, const char *reason) {
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    const char *route = r->match.route ? r->match.route->pattern : r->path;
+    json_t *changes = json_pack("{s:s,s:s,s:s}", "reason", reason, "method", r->method, "path",
+                                r->path ? r->path : "");
+    ap_audit_event_t ev = {
+        .action = "auth.denied",
+        .resource_type = "route",
+        .resource_id = route,
+        .outcome = "denied",
+        .changes = changes,
+    };
+    ap_rc rc = ap_db_begin(r->app->db, r->principal->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
+    if (!rc) rc = ap_audit_append(tx, r->principal->tenant_id, &r->actor, &ev, NULL, &err);
+    if (!rc) rc = ap_tx_commit(tx, &err);
+    json_decref(changes);
+    if (rc)
+        ap_log(AP_LOG_ERROR, "audit of denial failed", "{s:s,s:s}", "request_id", r->request_id,
+               "detail", err.detail);
+}
+
+static const char *bearer(ap_req_t *r) {
+    const char *h = ap_req_header(r, "Authorization");
+    if (h) {
+        if (strncasecmp(h, "Bearer ", 7) == 0) return h + 7;
+        return "";
+    }
+    return ap_req_header(r, "X-API-Key");
+}
+
+/* Checks that a tenant named in the path exists and is not deleted (for
+ * platform admins acting in another tenant). */
+static ap_rc tenant_visible(ap_req_t *r, const char *tid) {
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT(tid)};
+    ap_rc rc = ap_db_begin(r->app->db, tid, AP_TX_READ, r->arena, &tx, &err);
+    if (!rc) rc = ap_tx_query(tx, "SELECT status FROM tenants WHERE id = ?", p, 1, &rows, &err);
+    if (rc) {
+        ap_resp_problem(r, &err);
+        return rc;
+    }
+    ap_tx_rollback(tx);
+    if (rows.nrows == 0 || strcmp(ap_rows_at(&rows, 0, 0), "deleted") == 0) {
+        answer(r, AP_ERR_NOT_FOUND, "not-found", "tenant not found",
+               "check the tenant id", "no tenant with this id");
+        return AP_ERR_NOT_FOUND;
+    }
+    return AP_OK;
+}
+
+static void pipeline(ap_req_t *r) {
+    struct ap_app *app = r->app;
+    ap_err_t err = {0};
+    char *path;
+    if (ap_path_normalize(r->arena, r->raw_path, &path, &err)) {
+        r->path = r->raw_path;
+        ap_resp_problem(r, &err);
+        return;
+    }
+    r->path = path;
+    const char *allow = NULL;
+    ap_route_result rr = ap_route_find(app->routes, r->arena, r->method, path, &r->match, &allow);
+    if (rr == AP_ROUTE_NO_PATH) {
+        answer(r, AP_ERR_NOT_FOUND, "not-found", "no such endpoint",
+               "see docs/api/openapi.yaml for the endpoints", path);
+        return;
+    }
+    if (rr == AP_ROUTE_NO_METHOD) {
+        ap_resp_header(r, "Allow", allow);
+        ap_err_set(&err, AP_ERR_INVALID, "method-not-allowed", "method not allowed",
+                   "use one of the methods in the Allow header", "%s is not accepted on %s; allowed: %s",
+                   r->method, path, allow);
+        ap_resp_problem(r, &err);
+        return;
+    }
+    const ap_route_t *route = r->match.route;
+    if (r->too_large) {
+        ap_err_set(&err, AP_ERR_TOO_LARGE, "payload-too-large", "request body too large",
+                   "send a smaller body", "bodies are limited to %zu bytes", app->max_body);
+        ap_resp_problem(r, &err);
+        return;
+    }
+    if (route->scope == AP_SCOPE_PUBLIC) {
+        route->handler(r);
+        return;
+    }
+    /* authenticate */
+    const char *token = bearer(r);
+    if (!token) {
+        ap_resp_header(r, "WWW-Authenticate", "Bearer");
+        answer(r, AP_ERR_UNAUTH, "unauthenticated", "missing API key",
+               "send Authorization: Bearer <api key>", "this endpoint needs an API key");
+        return;
+    }
+    r->principal = ap_arena_calloc(r->arena, sizeof *r->principal);
+    if (ap_apikey_authenticate(app->db, r->arena, token, r->principal, &err)) {
+        r->principal = NULL;
+        ap_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        ap_resp_problem(r, &err);
+        return;
+    }
+    ap_principal_t *pr = r->principal;
+    bool platform = pr->role == AP_ROLE_PLATFORM_ADMIN;
+    r->actor = (ap_actor_t){.type = "key",
+                            .id = pr->key_id,
+                            .role = ap_role_name(pr->role),
+                            .request_id = r->request_id,
+                            .client_addr = r->client_addr};
+    if (!platform && strcmp(pr->tenant_status, "active") != 0) {
+        answer(r, AP_ERR_DENIED, "tenant-suspended",
+               strcmp(pr->tenant_status, "suspended") == 0 ? "tenant is suspended"
+                                                           : "tenant is deleted",
+               "ask a platform administrator to resume the tenant",
+               "calls are refused while the tenant is not active; its data is kept");
+        return;
+    }
+    /* resolve the tenant */
+    switch (route->scope) {
+    case AP_SCOPE_PATH: {
+        const char *tid = ap_req_param(r, "tenant_id");
+        if (!tid || !ap_uuid_valid(tid)) {
+            answer(r, AP_ERR_NOT_FOUND, "not-found", "tenant not found",
+                   "tenant ids are UUIDs as returned by the API", "no tenant with this id");
+            return;
+        }
+        if (!platform && strcmp(tid, pr->tenant_id) != 0) {
+            audit_denied(r, "another tenant");
+            answer(r, AP_ERR_NOT_FOUND, "not-found", "tenant not found",
+                   "check the tenant id", "no tenant with this id");
+            return;
+        }
+        if (platform && strncmp(route->action, "tenant.", 7) != 0 && tenant_visible(r, tid))
+            return;
+        r->tenant_id = tid;
+        break;
+    }
+    case AP_SCOPE_CRED: r->tenant_id = pr->tenant_id; break;
+    default: r->tenant_id = NULL; break;
+    }
+    /* authorise */
+    if (!ap_policy_allows(pr->role, route->perm)) {
+        audit_denied(r, "role lacks permission");
+        ap_err_set(&err, AP_ERR_DENIED, "forbidden", "permission denied",
+                   "ask a tenant administrator for a key with a suitable role",
+                   "role %s lacks permission %s", ap_role_name(pr->role),
+                   ap_perm_name(route->perm));
+        ap_resp_problem(r, &err);
+        return;
+    }
+    const char *idem = strcmp(r->method, "POST") == 0 ? ap_req_header(r, "Idempotency-Key") : NULL;
+    bool reserved = false;
+    if (idem && ap_idem_begin(r, idem, &reserved)) return;
+    route->handler(r);
+    if (!r->answered) answer(r, AP_ERR_INTERNAL, NULL, "handler gave no answer", NULL, NULL);
+    if (reserved) ap_idem_finish(r, idem);
+}
+
+static void client_addr(struct MHD_Connection *c, char *out, size_t cap) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+    (void)version;
+    ap_server_t *s = cls;
+    ap_req_t *r = *con_cls;
+    if (!r) {
+        ap_arena_t *a = ap_arena_new(8192);
+        r = ap_arena_calloc(a, sizeof *r);
+        r->arena = a;
+        r->app = s->app;
+        r->conn = c;
+        r->method = method;
+        r->raw_path = ap_arena_strdup(a, url);
+        r->start_ns = ap_mono_ns();
+        r->match.index = -1;
+        ap_uuid7(r->request_id);
+        client_addr(c, r->client_addr, sizeof r->client_addr);
+        ap_buf_init(&r->body, s->app->max_body);
+        *con_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->too_large && ap_buf_append(&r->body, upload_data, *upload_size))
+            r->too_large = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    pipeline(r);
+    if (!r->answered) answer(r, AP_ERR_INTERNAL, NULL, "no answer", NULL, NULL);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    r->resp_body = NULL; /* owned by the response now */
+    if (r->content_type) MHD_add_response_header(resp, "Content-Type", r->content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    for (int i = 0; i < r->nresp_hdr; i++)
+        MHD_add_response_header(resp, r->resp_hdr_k[i], r->resp_hdr_v[i]);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)c;
+    ap_server_t *s = cls;
+    ap_req_t *r = *con_cls;
+    if (!r) return;
+    uint64_t dur = ap_mono_ns() - r->start_ns;
+    if (r->answered) {
+        ap_metrics_observe(s->app->metrics, r->match.route ? r->match.index : -1, r->status, dur);
+        if (ap_log_enabled(AP_LOG_INFO))
+            ap_log(AP_LOG_INFO, "request", "{s:s,s:s?,s:s,s:s,s:s,s:i,s:f,s:b}", "request_id",
+                   r->request_id, "tenant_id", r->tenant_id, "method", r->method, "route",
+                   r->match.route ? r->match.route->pattern : "unmatched", "path",
+                   r->path ? r->path : r->raw_path, "status", r->status, "duration_ms",
+                   (double)dur / 1e6, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    }
+    free(r->resp_body);
+    ap_buf_free(&r->body);
+    *con_cls = NULL;
+    ap_arena_free(r->arena);
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_server_t **out,
+                      ap_err_t *err) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)opts->port);
+    if (inet_pton(AF_INET, opts->host, &sa.sin_addr) != 1)
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-config", "invalid listen address",
+                          "use an IPv4 address and port, e.g. 127.0.0.1:8080", "host \"%s\"",
+                          opts->host);
+    ap_server_t *s = ap_calloc(1, sizeof *s);
+    s->app = app;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_TURBO;
+    s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 0 ? opts->threads : 2),
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+    if (!s->d) {
+        ap_free(s);
+        return ap_err_set(err, AP_ERR_UNAVAILABLE, "listen-failed", "cannot listen",
+                          "pick another --listen address or free the port",
+                          "could not bind %s:%d", opts->host, opts->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : opts->port;
+    *out = s;
+    return AP_OK;
+}
+
+int ap_server_port(ap_server_t *s) {
+    return s->port;
+}
+
+void ap_server_quiesce(ap_server_t *s) {
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+bool ap_server_drain(ap_server_t *s, int timeout_ms) {
+    uint64_t deadline = ap_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    while (atomic_load(&s->inflight) > 0) {
+        if (ap_mono_ns() > deadline) return false;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
+void ap_server_stop(ap_server_t *s) {
+    if (!s) return;
+    MHD_stop_daemon(s->d);
+    ap_free(s);
+}

@@ -1,0 +1,51 @@
+/*
+ * server.h - the HTTP server (libmicrohttpd, epoll, thread pool) and the
+ * request pipeline every route goes through.
+ *
+ * 1. Pipeline: request id → normalise path → route → body limit →
+ *    authenticate → resolve tenant → tenant status → authorise →
+ *    idempotency → handler → log line + metrics.  Denials by an
+ *    authenticated caller are audited in the caller's tenant chain.
+ * 2. Keep-alive: the first access-handler call only accepts the request;
+ *    the response is queued on a later call, which keeps libmicrohttpd
+ *    from closing the connection.
+ * 3. Shutdown: quiesce (stop accepting), wait for in-flight requests up to
+ *    a bound, then stop.
+ */
+#ifndef AP_HTTP_SERVER_H
+#define AP_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "http/metrics.h"
+#include "http/router.h"
+#include "store/db.h"
+
+struct ap_app {
+    ap_db_t *db;
+    const ap_route_t *routes;
+    ap_metrics_t *metrics;
+    int64_t started_ms;
+    size_t max_body;
+};
+
+typedef struct {
+    const char *host; /* numeric IPv4 address */
+    int port;         /* 0 picks a free port */
+    int threads;
+} ap_server_opts_t;
+
+typedef struct ap_server ap_server_t;
+
+ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_server_t **out,
+                      ap_err_t *err);
+int ap_server_port(ap_server_t *s);
+void ap_server_quiesce(ap_server_t *s);
+/* Waits until no request is in flight or timeout_ms passes; true if drained. */
+bool ap_server_drain(ap_server_t *s, int timeout_ms);
+void ap_server_stop(ap_server_t *s); /* accepts NULL */
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * main.c - dispatches to src/cmd/<name>.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *what;
+} cmds[] = {
+    {"serve", ap_cmd_serve, "run the platform"},
+    {"migrate", ap_cmd_migrate, "apply the database migrations"},
+    {"admin", ap_cmd_admin, "offline administration (purge, permissions)"},
+    {"audit", ap_cmd_audit, "verify, export or list the audit log"},
+    {"tenants", ap_cmd_tenants, "manage tenants through the API"},
+    {"users", ap_cmd_users, "manage users through the API"},
+    {"keys", ap_cmd_keys, "manage API keys through the API"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: agentprov <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].what);
+    fprintf(f, "\n`agentprov <command> --help` describes each.  API client commands read AP_URL "
+               "and AP_API_KEY.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("agentprov %s\n", AP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

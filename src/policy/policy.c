@@ -1,0 +1,75 @@
+/*
+ * policy.c - the role → permission matrix.
+ *
+ * 1. viewer reads; operator runs work (and reads); auditor reads the audit
+ *    log and non-secret metadata; project_admin manages agents and teams
+ *    (as those land); tenant_admin manages its own tenant's users and keys;
+ *    platform_admin manages tenants and may act in any tenant.
+ * 2. Key metadata is limited to admins even though it holds no secret: a
+ *    key list is a map of who can get in.
+ */
+#include "policy/policy.h"
+
+#include <string.h>
+
+const char *const ap_role_names[] = {"viewer",        "auditor",      "operator",
+                                     "project_admin", "tenant_admin", "platform_admin",
+                                     NULL};
+
+const char *ap_role_name(ap_role r) {
+    if (r <= AP_ROLE_NONE || r >= AP_ROLE_COUNT) return "none";
+    return ap_role_names[r - 1];
+}
+
+ap_role ap_role_parse(const char *s) {
+    if (!s) return AP_ROLE_NONE;
+    for (int i = 0; ap_role_names[i]; i++)
+        if (strcmp(ap_role_names[i], s) == 0) return (ap_role)(i + 1);
+    return AP_ROLE_NONE;
+}
+
+static const struct {
+    const char *name, *what;
+} perms[AP_PERM_COUNT] = {
+    [AP_PERM_NONE] = {"public", "no credential needed"},
+    [AP_PERM_TENANT_READ] = {"tenant.read", "read the caller's own tenant"},
+    [AP_PERM_TENANT_ADMIN] = {"tenant.admin", "create, list, update, suspend, resume, delete tenants"},
+    [AP_PERM_USER_READ] = {"user.read", "list and read users"},
+    [AP_PERM_USER_WRITE] = {"user.write", "create, update, delete users"},
+    [AP_PERM_KEY_READ] = {"key.read", "list API keys (metadata only; never the secret)"},
+    [AP_PERM_KEY_WRITE] = {"key.write", "create and revoke API keys"},
+    [AP_PERM_AUDIT_READ] = {"audit.read", "read, verify and export the audit log"},
+};
+
+const char *ap_perm_name(ap_perm p) {
+    return p < AP_PERM_COUNT ? perms[p].name : "unknown";
+}
+
+const char *ap_perm_describe(ap_perm p) {
+    return p < AP_PERM_COUNT ? perms[p].what : "unknown";
+}
+
+/* rows: permissions; columns: viewer auditor operator project_admin
+ * tenant_admin platform_admin */
+static const bool matrix[AP_PERM_COUNT][AP_ROLE_COUNT - 1] = {
+    /*                        vie    aud    ope    pro    ten    pla */
+    [AP_PERM_NONE] = {true, true, true, true, true, true},
+    [AP_PERM_TENANT_READ] = {true, true, true, true, true, true},
+    [AP_PERM_TENANT_ADMIN] = {false, false, false, false, false, true},
+    [AP_PERM_USER_READ] = {true, true, true, true, true, true},
+    [AP_PERM_USER_WRITE] = {false, false, false, false, true, true},
+    [AP_PERM_KEY_READ] = {false, false, false, false, true, true},
+    [AP_PERM_KEY_WRITE] = {false, false, false, false, true, true},
+    [AP_PERM_AUDIT_READ] = {false, true, false, false, true, true},
+};
+
+bool ap_policy_allows(ap_role r, ap_perm p) {
+    if (r <= AP_ROLE_NONE || r >= AP_ROLE_COUNT || p >= AP_PERM_COUNT) return false;
+    return matrix[p][r - 1];
+}
+
+bool ap_policy_may_grant(ap_role granter, ap_role r) {
+    if (r <= AP_ROLE_NONE || r >= AP_ROLE_COUNT) return false;
+    if (r == AP_ROLE_PLATFORM_ADMIN) return granter == AP_ROLE_PLATFORM_ADMIN;
+    return granter == AP_ROLE_PLATFORM_ADMIN || granter == AP_ROLE_TENANT_ADMIN;
+}
