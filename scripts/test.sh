@@ -6,7 +6,8 @@
 #    tests again against it (AP_TEST_PG_URL).
 # 3. End-to-end tests (node --test) against the sanitizer build of the real
 #    binary, once per backend.
-# 4. Lint of docs/api/openapi.yaml.
+# 4. Short libFuzzer runs of the parser targets (tests/fuzz), and a lint of
+#    docs/api/openapi.yaml.
 # The PostgreSQL server is stopped on every exit path.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +32,8 @@ run() { # name, command...
 
 for t in "$@"; do run "unit $(basename "$t") [sqlite]" env -u AP_TEST_PG_URL "$t"; done
 
+run "fuzz (5 s per target)" env FUZZ_SECONDS=5 bash scripts/fuzz.sh tests/fuzz/*_fuzz.c
+
 echo "--- starting private PostgreSQL"
 bash scripts/pg.sh start "$PGDIR" >/dev/null
 export AP_TEST_PG_URL="$(cat "$PGDIR/url")"
@@ -43,7 +46,7 @@ for backend in sqlite postgres; do
   run "e2e [$backend]" env AP_TEST_BACKEND=$backend node --test --test-concurrency=1 tests/e2e/
 done
 
-[ -f docs/api/openapi.yaml ] && run "openapi lint" npx --no-install redocly lint --format=stylish docs/api/openapi.yaml
+run "openapi lint" npx --no-install redocly lint --format=stylish docs/api/openapi.yaml
 
 echo
 echo "test suites: $pass passed, $fail failed"

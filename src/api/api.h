@@ -19,6 +19,8 @@ void ap_api_done(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t 
 /* Validates an id path parameter (UUID); answers 404 and returns false when
  * it is not one (an id that cannot exist is not found). */
 bool ap_api_id(ap_req_t *r, const char *param, const char **out);
+/* Answers 400 for a ?cursor= this API did not hand out, naming it. */
+void ap_api_bad_cursor(ap_req_t *r, const char *cursor);
 
 /* handlers */
 void ap_h_healthz(ap_req_t *r);

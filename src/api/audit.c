@@ -2,6 +2,7 @@
  * audit.c - reading and verifying a tenant's audit chain over HTTP.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/api.h"
 #include "core/time.h"
@@ -25,6 +26,23 @@ static bool time_param(ap_req_t *r, const char *name, const char **out) {
     return true;
 }
 
+/* A text filter must be UTF-8: otherwise SQLite would match nothing and
+ * PostgreSQL refuse the bytes; both backends answer 400 this way. */
+static bool text_param(ap_req_t *r, const char *name, const char **out) {
+    const char *v = ap_req_query(r, name);
+    *out = v;
+    json_t *j = v ? json_string(v) : NULL;
+    if (!v || j) {
+        json_decref(j);
+        return true;
+    }
+    ap_err_t err;
+    ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid value", "pass UTF-8 text",
+               "%s is not valid UTF-8", name);
+    ap_resp_problem(r, &err);
+    return false;
+}
+
 void ap_h_audit_list(ap_req_t *r) {
     ap_audit_filter_t f = {0};
     const char *cursor;
@@ -32,20 +50,19 @@ void ap_h_audit_list(ap_req_t *r) {
     if (!time_param(r, "since", &f.since) || !time_param(r, "until", &f.until)) return;
     ap_err_t err = {0};
     if (cursor) {
-        char *end;
-        long long v = strtoll(cursor, &end, 10);
-        if (*end || v < 0) {
-            ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid cursor",
-                       "pass next_cursor from the previous page unchanged", NULL);
-            ap_resp_problem(r, &err);
+        /* a sequence number: digits only (strtoll alone takes " +5" and
+         * clamps what overflows) */
+        size_t n = strspn(cursor, "0123456789");
+        if (n == 0 || n > 18 || cursor[n]) {
+            ap_api_bad_cursor(r, cursor);
             return;
         }
-        f.after_seq = v;
+        f.after_seq = strtoll(cursor, NULL, 10);
     }
-    f.actor_id = ap_req_query(r, "actor");
-    f.action = ap_req_query(r, "action");
-    f.resource_type = ap_req_query(r, "resource_type");
-    f.resource_id = ap_req_query(r, "resource_id");
+    if (!text_param(r, "actor", &f.actor_id) || !text_param(r, "action", &f.action) ||
+        !text_param(r, "resource_type", &f.resource_type) ||
+        !text_param(r, "resource_id", &f.resource_id))
+        return;
     ap_tx_t *tx;
     json_t *items = NULL;
     int64_t next = 0;

@@ -25,3 +25,11 @@ bool ap_api_id(ap_req_t *r, const char *param, const char **out) {
     ap_resp_problem(r, &err);
     return false;
 }
+
+void ap_api_bad_cursor(ap_req_t *r, const char *cursor) {
+    ap_err_t err;
+    ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid cursor",
+               "pass next_cursor from the previous page unchanged, or leave cursor out",
+               "cursor \"%.64s\" is not one this list returned", cursor);
+    ap_resp_problem(r, &err);
+}

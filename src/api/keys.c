@@ -57,9 +57,7 @@ void ap_h_key_list(ap_req_t *r) {
     if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
     ap_err_t err = {0};
     if (cursor && !ap_uuid_valid(cursor)) {
-        ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid cursor",
-                   "pass next_cursor from the previous page unchanged", NULL);
-        ap_resp_problem(r, &err);
+        ap_api_bad_cursor(r, cursor);
         return;
     }
     ap_tx_t *tx;

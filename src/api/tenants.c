@@ -58,9 +58,7 @@ void ap_h_tenant_list(ap_req_t *r) {
         return;
     }
     if (cursor && !ap_uuid_valid(cursor)) {
-        ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid cursor",
-                   "pass next_cursor from the previous page unchanged", NULL);
-        ap_resp_problem(r, &err);
+        ap_api_bad_cursor(r, cursor);
         return;
     }
     ap_tx_t *tx;

@@ -5,6 +5,7 @@
  *   permissions                 print the role → permission matrix (Markdown)
  *   routes                      print the HTTP route table (JSON lines)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +50,16 @@ static int purge(int argc, char **argv) {
         return 0;
     }
     if (!ap_cmd_log_level(opts)) return 2;
+    /* Digits only, and bounded like serve's option: an empty value must
+     * not read as 0 (purge every deleted tenant now), nor a huge one wrap
+     * around to a negative retention. */
+    const char *rd = ap_config_get(opts, "retention-days");
     char *end;
-    long days = strtol(ap_config_get(opts, "retention-days"), &end, 10);
-    if (*end || days < 0) {
-        fprintf(stderr, "error: invalid --retention-days\n  hint: use a whole number of days\n");
+    errno = 0;
+    long days = strtol(rd, &end, 10);
+    if (!*rd || *end || rd[0] < '0' || rd[0] > '9' || errno || days > 36500) {
+        fprintf(stderr, "error: invalid --retention-days \"%s\"\n  hint: use a whole number of "
+                        "days from 0 to 36500\n", rd);
         return 2;
     }
     ap_crypto_init();

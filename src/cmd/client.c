@@ -108,14 +108,20 @@ static void table(json_t *rows, const char *const *cols) {
         for (; cols[c][k] && k < 63; k++)
             up[k] = (char)(cols[c][k] >= 'a' && cols[c][k] <= 'z' ? cols[c][k] - 32 : cols[c][k]);
         up[k] = '\0';
-        printf("%-*s%s", (int)w[c], up, c + 1 < ncol ? "  " : "\n");
+        if (c + 1 < ncol && c + 1 < 16)
+            printf("%-*s  ", (int)w[c], up);
+        else
+            printf("%s\n", up); /* the last column is not padded */
     }
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {
         for (size_t c = 0; c < ncol && c < 16; c++) {
             cell(json_object_get(row, cols[c]), buf, sizeof buf);
-            printf("%-*s%s", (int)w[c], buf, c + 1 < ncol ? "  " : "\n");
+            if (c + 1 < ncol && c + 1 < 16)
+                printf("%-*s  ", (int)w[c], buf);
+            else
+                printf("%s\n", buf);
         }
     }
 }

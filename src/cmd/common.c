@@ -36,7 +36,9 @@ ap_db_t *ap_cmd_open_db(const ap_opt_t *opts, int pool) {
         snprintf(buf, sizeof buf, "sqlite:%s/agentprov.db", dir);
         url = buf;
     }
-    if (strncmp(url, "sqlite:", 7) == 0 && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    /* Only the default location lives in the data dir; an explicit
+     * sqlite:PATH must not create ./var (or any dir) as a side effect. */
+    if (url == buf && mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "error: cannot create data directory\n  %s: %s\n", dir, strerror(errno));
         return NULL;
     }

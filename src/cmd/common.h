@@ -14,8 +14,8 @@
      false, false, NULL},                                                                   \
         {"database-url", "AP_DATABASE_URL", NULL,                                           \
          "sqlite:PATH or postgres://user:pass@host:port/db (default sqlite:<data-dir>/"     \
-         "agentprov.db)",                                                                   \
-         true, false, NULL},                                                                \
+         "agentprov.db); a password in it is masked in logs",                             \
+         false, false, NULL},                                                                \
         {"log-level", "AP_LOG_LEVEL", "info", "debug, info, warn or error", false, false, NULL}
 
 /* Opens the database from the parsed options (creating the data dir for

@@ -96,8 +96,14 @@ static int run(const resource_t *res, int argc, char **argv) {
     int rc = 2;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-o") == 0 && i + 1 < argc) {
-            as_json = strcmp(argv[++i], "json") == 0;
+        if (strcmp(a, "-o") == 0) {
+            const char *fmt = i + 1 < argc ? argv[++i] : NULL;
+            if (!fmt || (strcmp(fmt, "json") != 0 && strcmp(fmt, "table") != 0)) {
+                fprintf(stderr, "error: -o must be table or json, not \"%s\"\n",
+                        fmt ? fmt : "");
+                goto out;
+            }
+            as_json = strcmp(fmt, "json") == 0;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {

@@ -12,6 +12,7 @@
  * 4. A background job purges tenants deleted longer ago than
  *    --retention-days, once an hour.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -42,11 +43,15 @@ static ap_rc bootstrap_admin_key(ap_db_t *db, const char *data_dir, bool *create
     ap_arena_t *a = ap_arena_new(4096);
     ap_tx_t *tx;
     ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT("platform_admin")};
+    char now[AP_TIME_LEN];
+    ap_time_format(ap_now_ms(), now);
+    ap_val_t p[] = {AP_VTEXT("platform_admin"), AP_VTEXT(now)};
     ap_rc rc = ap_db_begin(db, NULL, AP_TX_WRITE, a, &tx, err);
     if (!rc)
-        rc = ap_tx_query(tx, "SELECT COUNT(*) AS n FROM api_keys WHERE role = ? AND revoked_at IS NULL",
-                         p, 1, &rows, err);
+        rc = ap_tx_query(tx,
+                         "SELECT COUNT(*) AS n FROM api_keys WHERE role = ? AND revoked_at IS NULL"
+                         " AND (expires_at IS NULL OR expires_at > ?)",
+                         p, 2, &rows, err);
     if (rc || ap_rows_int(&rows, 0, "n", 0) > 0) {
         ap_arena_free(a);
         return rc;
@@ -75,6 +80,29 @@ static ap_rc bootstrap_admin_key(ap_db_t *db, const char *data_dir, bool *create
     if (!rc) rc = ap_tx_commit(tx, err);
     ap_arena_free(a);
     if (!rc) *created = true;
+    return rc;
+}
+
+/* On PostgreSQL, tenant isolation rests on row-level security, which a
+ * superuser or a BYPASSRLS role silently skips: refuse to serve as one. */
+static ap_rc check_pg_role(ap_db_t *db, ap_err_t *err) {
+    if (strcmp(ap_db_kind(db), "postgres") != 0) return AP_OK;
+    ap_arena_t *a = ap_arena_new(1024);
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    ap_rc rc = ap_db_begin(db, NULL, AP_TX_READ, a, &tx, err);
+    if (!rc)
+        rc = ap_tx_query(tx,
+                         "SELECT rolname, CASE WHEN rolsuper OR rolbypassrls THEN 1 ELSE 0 END"
+                         " AS bypass FROM pg_roles WHERE rolname = current_user",
+                         NULL, 0, &rows, err);
+    if (!rc && ap_rows_int(&rows, 0, "bypass", 1) != 0)
+        rc = ap_err_set(err, AP_ERR_UNAVAILABLE, "unsafe-role",
+                        "database role bypasses row-level security",
+                        "connect as a role created with NOSUPERUSER NOBYPASSRLS that owns the "
+                        "database (see docs/operations.md)",
+                        "role \"%s\" is a superuser or has BYPASSRLS", ap_rows_get(&rows, 0, "rolname"));
+    ap_arena_free(a);
     return rc;
 }
 
@@ -120,11 +148,16 @@ static void *purge_main(void *arg) {
     return NULL;
 }
 
+/* address:port with an IPv4 address: checked here, before the store is
+ * opened or migrated, so a bad value is a usage error with no side
+ * effects rather than a failure after start-up work. */
 static bool parse_listen(const char *v, char *host, size_t cap, int *port) {
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v || (size_t)(colon - v) >= cap) return false;
     memcpy(host, v, (size_t)(colon - v));
     host[colon - v] = '\0';
+    struct in_addr ia;
+    if (inet_pton(AF_INET, host, &ia) != 1) return false;
     char *end;
     long p = strtol(colon + 1, &end, 10);
     if (*end || p < 0 || p > 65535 || colon[1] == '\0') return false;
@@ -177,7 +210,8 @@ int ap_cmd_serve(int argc, char **argv) {
     char host[64];
     int port, threads, pool, max_body, shutdown_s, retention;
     if (!parse_listen(ap_config_get(opts, "listen"), host, sizeof host, &port)) {
-        fprintf(stderr, "error: invalid --listen \"%s\"\n  hint: use address:port, e.g. 127.0.0.1:8080\n",
+        fprintf(stderr, "error: invalid --listen \"%s\"\n  hint: use an IPv4 address and a port, e.g. "
+                        "127.0.0.1:8080\n",
                 ap_config_get(opts, "listen"));
         return 2;
     }
@@ -208,7 +242,7 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_db_t *db = ap_cmd_open_db(opts, pool);
     if (!db) return 1;
     int applied = 0;
-    if (ap_migrate(db, &applied, &err)) {
+    if (check_pg_role(db, &err) || ap_migrate(db, &applied, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
         return 1;

@@ -4,6 +4,7 @@
 #include "core/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,7 +28,9 @@ void ap_buf_reset(ap_buf_t *b) {
 }
 
 static ap_rc reserve(ap_buf_t *b, size_t extra) {
-    if (b->max && b->len + extra > b->max) return AP_ERR_TOO_LARGE;
+    /* Compared by subtraction: len + extra could wrap (len <= max holds). */
+    if (extra >= SIZE_MAX / 2 - b->len) return AP_ERR_TOO_LARGE;
+    if (b->max && extra > b->max - b->len) return AP_ERR_TOO_LARGE;
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return AP_OK;
     size_t cap = b->cap ? b->cap : 256;

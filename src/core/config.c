@@ -77,10 +77,14 @@ void ap_mask_url(const char *url, char *out, size_t cap) {
     char tail[1024];
     char *scheme = strstr(out, "://");
     if (scheme) {
+        /* The last '@' before the path: an unencoded '@' in a password
+         * must not leave the rest of the password showing. */
         char *auth = scheme + 3;
-        char *at = strchr(auth, '@');
-        char *slash = strchr(auth, '/');
-        char *colon = at && !(slash && slash < at) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        char *end = auth + strcspn(auth, "/");
+        char *at = NULL;
+        for (char *q = auth; q < end; q++)
+            if (*q == '@') at = q;
+        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
         if (colon) {
             snprintf(tail, sizeof tail, "%s", at);
             snprintf(colon, cap - (size_t)(colon - out), ":***%s", tail);

@@ -27,7 +27,8 @@ typedef struct {
 
 /* Parses argv[1..] (argv[0] is the command name) into opts (terminated by
  * name NULL).  Positional arguments are collected into *rest / *nrest
- * (may be NULL when none are accepted).  *help set on --help/-h. */
+ * (both NULL when none are accepted; *rest must have room for argc
+ * entries).  *help set on --help/-h. */
 ap_rc ap_config_parse(ap_opt_t *opts, int argc, char **argv, const char ***rest, int *nrest,
                       bool *help, ap_err_t *err);
 const char *ap_config_get(const ap_opt_t *opts, const char *name);

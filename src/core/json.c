@@ -4,6 +4,7 @@
 #include "core/json.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *ap_jtype_name(ap_jtype t) {
@@ -39,7 +40,7 @@ ap_rc ap_json_parse_object(const char *body, size_t len, json_t **out, ap_err_t 
                           "send a JSON object with Content-Type: application/json",
                           "expected a JSON object, got an empty body");
     json_error_t jerr;
-    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!v)
         return ap_err_set(err, AP_ERR_INVALID, "malformed-json", "request body is not valid JSON",
                           "fix the JSON syntax at the position given",
@@ -141,11 +142,18 @@ ap_rc ap_json_check(json_t *obj, const ap_jfield_t *fields, ap_err_t *err) {
         }
         if ((f->type == AP_JT_INT || f->type == AP_JT_NUMBER) && f->min < f->max) {
             double d = json_number_value(v);
-            if (!(d >= f->min && d <= f->max))
+            if (!(d >= f->min && d <= f->max)) {
+                /* An integer is shown exactly; %g would round 12345678. */
+                char shown[32];
+                if (json_is_integer(v))
+                    snprintf(shown, sizeof shown, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                else
+                    snprintf(shown, sizeof shown, "%g", d);
                 return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "value out of range",
                                   "give a value inside the range",
-                                  "field \"%s\" is %g; must be between %g and %g", f->name, d,
-                                  f->min, f->max);
+                                  "field \"%s\" is %s; must be between %g and %g", f->name,
+                                  shown, f->min, f->max);
+            }
         }
     }
     for (const ap_jfield_t *f = fields; f->name; f++) {

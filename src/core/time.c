@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#define MIN_MS (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define MAX_MS 253402300799999LL     /* 9999-12-31T23:59:59.999Z */
+
 int64_t ap_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -22,6 +25,8 @@ uint64_t ap_mono_ns(void) {
 }
 
 void ap_time_format(int64_t ms, char out[AP_TIME_LEN]) {
+    if (ms < MIN_MS) ms = MIN_MS; /* beyond four-digit years gmtime_r can fail */
+    if (ms > MAX_MS) ms = MAX_MS;
     time_t secs = (time_t)(ms / 1000);
     int msec = (int)(ms % 1000);
     if (msec < 0) {
@@ -65,7 +70,11 @@ bool ap_time_parse(const char *s, int64_t *ms) {
         !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &m) || s[16] != ':' ||
         !digits(s + 17, 2, &sec))
         return false;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return false;
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = Y % 4 == 0 && (Y % 100 != 0 || Y % 400 == 0);
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) ||
+        h > 23 || m > 59 || sec > 60)
+        return false;
     const char *p = s + 19;
     int frac = 0;
     if (*p == '.') {
@@ -84,7 +93,9 @@ bool ap_time_parse(const char *s, int64_t *ms) {
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) return false;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 ||
+            om > 59)
+            return false;
         offset = (oh * 60 + om) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
@@ -93,6 +104,9 @@ bool ap_time_parse(const char *s, int64_t *ms) {
     if (*p) return false;
     int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
     int64_t t = ((days * 24 + h) * 60 + m) * 60 + sec - (int64_t)offset * 60;
-    *ms = t * 1000 + frac;
+    t = t * 1000 + frac;
+    /* Only instants ap_time_format can write back (years 0000-9999). */
+    if (t < MIN_MS || t > MAX_MS) return false;
+    *ms = t;
     return true;
 }

@@ -25,7 +25,8 @@ bool ap_idem_begin(ap_req_t *r, const char *key, bool *reserved) {
     *reserved = false;
     if (strlen(key) == 0 || strlen(key) > 255) {
         ap_err_set(&err, AP_ERR_INVALID, "invalid-header", "invalid Idempotency-Key",
-                   "use 1 to 255 characters, e.g. a UUID", NULL);
+                   "use 1 to 255 characters, e.g. a UUID", "Idempotency-Key is %zu characters",
+                   strlen(key));
         ap_resp_problem(r, &err);
         return true;
     }

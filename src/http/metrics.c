@@ -1,5 +1,12 @@
 /*
  * metrics.c - Prometheus exposition of request counts, latency, pool state.
+ *
+ * 1. A latency observation increments exactly one slot: its bucket, or
+ *    the overflow slot past the last bound.  The rendered cumulative
+ *    buckets, +Inf and _count are all derived from one read of those
+ *    slots, so a scrape racing with requests still shows a consistent
+ *    histogram (+Inf = _count >= every bucket), which a separately kept
+ *    count read at another moment would not guarantee.
  */
 #include "http/metrics.h"
 
@@ -19,8 +26,7 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 typedef struct {
     _Atomic uint64_t by_status[NSTATUS];
-    _Atomic uint64_t bucket[NBUCKET];
-    _Atomic uint64_t count;
+    _Atomic uint64_t bucket[NBUCKET + 1]; /* the last slot: above every bound */
     _Atomic uint64_t sum_us;
 } route_stats_t;
 
@@ -50,12 +56,9 @@ void ap_metrics_observe(ap_metrics_t *m, int route_index, int status, uint64_t d
     while (statuses[i] && statuses[i] != status) i++;
     atomic_fetch_add_explicit(&s->by_status[i], 1, memory_order_relaxed);
     double secs = (double)duration_ns / 1e9;
-    for (size_t b = 0; b < NBUCKET; b++)
-        if (secs <= buckets[b]) {
-            atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
-            break;
-        }
-    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+    size_t b = 0;
+    while (b < NBUCKET && secs > buckets[b]) b++;
+    atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_us, duration_ns / 1000, memory_order_relaxed);
 }
 
@@ -88,12 +91,16 @@ void ap_metrics_render(ap_metrics_t *m, ap_db_t *db, int64_t started_ms, ap_buf_
                 "# HELP agentprov_http_request_duration_seconds Time from request to response.\n"
                 "# TYPE agentprov_http_request_duration_seconds histogram\n");
     for (int i = 0; i <= m->nroutes; i++) {
-        uint64_t count = atomic_load_explicit(&m->stats[i].count, memory_order_relaxed);
+        uint64_t slot[NBUCKET + 1], count = 0;
+        for (size_t b = 0; b <= NBUCKET; b++) {
+            slot[b] = atomic_load_explicit(&m->stats[i].bucket[b], memory_order_relaxed);
+            count += slot[b];
+        }
         if (!count) continue;
         route_label(m, i, lbl, sizeof lbl);
         uint64_t cum = 0;
         for (size_t b = 0; b < NBUCKET; b++) {
-            cum += atomic_load_explicit(&m->stats[i].bucket[b], memory_order_relaxed);
+            cum += slot[b];
             ap_buf_printf(out, "agentprov_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
                           lbl, buckets[b], (unsigned long long)cum);
         }

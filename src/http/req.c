@@ -1,11 +1,18 @@
 /*
  * req.c - request accessors and response builders.
+ *
+ * 1. Every string a problem carries passes ap_req_utf8 first: details
+ *    quote client input, and a string jansson refuses as JSON would leave
+ *    nothing to send (it once took the server down).
+ * 2. A JSON body is accepted for Content-Type application/json in any
+ *    case, with parameters; anything else with a body is 415.
  */
 #include "http/req.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -42,8 +49,27 @@ int ap_rc_status(ap_rc rc, const char *type) {
     return 500;
 }
 
+/* Copies s into the arena with every byte that is not part of a UTF-8
+ * character replaced by '?'.  Details quote client input ("%.64s" may
+ * also cut a character in two), and JSON strings must be UTF-8: jansson
+ * refuses anything else, which would leave no problem to send at all. */
+const char *ap_req_utf8(ap_arena_t *a, const char *s) {
+    size_t n = strlen(s);
+    char *o = ap_arena_strndup(a, s, n);
+    for (size_t i = 0; i < n;) {
+        size_t l = ap_router_utf8_seq((const unsigned char *)o + i, n - i);
+        if (l == 0) {
+            o[i++] = '?';
+            continue;
+        }
+        i += l;
+    }
+    return o;
+}
+
 json_t *ap_problem_json(const ap_err_t *err, int status, const char *request_id,
                         const char *instance) {
+    ap_arena_t *a = ap_arena_new(1024);
     char type[96];
     snprintf(type, sizeof type, "urn:agentprov:problem:%s",
              err->type[0] ? err->type : ap_rc_type(err->rc));
@@ -59,10 +85,12 @@ json_t *ap_problem_json(const ap_err_t *err, int status, const char *request_id,
     } else {
         snprintf(detail, sizeof detail, "%s", err->detail[0] ? err->detail : err->hint);
     }
-    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "type", type, "title", title, "status", status,
-                          "detail", detail);
-    if (instance) json_object_set_new(o, "instance", json_string(instance));
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "type", ap_req_utf8(a, type), "title",
+                          ap_req_utf8(a, title), "status", status, "detail",
+                          ap_req_utf8(a, detail));
+    if (instance) json_object_set_new(o, "instance", json_string(ap_req_utf8(a, instance)));
     if (request_id) json_object_set_new(o, "request_id", json_string(request_id));
+    ap_arena_free(a);
     return o;
 }
 
@@ -102,8 +130,14 @@ void ap_resp_problem(ap_req_t *r, const ap_err_t *err) {
         ap_log(AP_LOG_ERROR, "request failed", "{s:s,s:s,s:s,s:s}", "request_id", r->request_id,
                "error", err->msg, "detail", err->detail, "path", r->path ? r->path : "");
     json_t *p = ap_problem_json(err, status, r->request_id, r->path);
-    char *s = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = p ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(p);
+    if (!s) { /* cannot happen with UTF-8-clean strings; never send nothing */
+        ap_log(AP_LOG_ERROR, "problem not serialisable", "{s:s}", "request_id", r->request_id);
+        s = strdup("{\"type\":\"urn:agentprov:problem:internal-error\","
+                   "\"title\":\"internal error\",\"status\":500}");
+        status = 500;
+    }
     set_body(r, status, "application/problem+json", s, strlen(s));
 }
 
@@ -121,11 +155,22 @@ void ap_resp_page(ap_req_t *r, json_t *items, const char *next) {
     ap_resp_json(r, 200, o);
 }
 
+/* Is ct the media type application/json?  Media types compare without
+ * regard to case and may carry parameters (RFC 9110 §8.3.1); a longer name
+ * such as application/jsonp or application/json-patch+json is another type. */
+static bool is_json_type(const char *ct) {
+    static const char want[] = "application/json";
+    while (*ct == ' ' || *ct == '\t') ct++;
+    if (strncasecmp(ct, want, sizeof want - 1) != 0) return false;
+    char c = ct[sizeof want - 1];
+    return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
 ap_rc ap_req_json(ap_req_t *r, const ap_jfield_t *fields, json_t **out) {
     ap_err_t err = {0};
     *out = NULL;
     const char *ct = ap_req_header(r, "Content-Type");
-    if (r->body.len && ct && strncmp(ct, "application/json", 16) != 0) {
+    if (r->body.len && ct && !is_json_type(ct)) {
         ap_err_set(&err, AP_ERR_INVALID, "unsupported-media-type", "unsupported content type",
                    "send the body as application/json", "Content-Type is \"%.64s\"", ct);
         ap_resp_problem(r, &err);

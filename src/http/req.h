@@ -81,6 +81,9 @@ void ap_resp_header(ap_req_t *r, const char *name, const char *value);
 void ap_resp_page(ap_req_t *r, json_t *items, const char *next);
 
 int ap_rc_status(ap_rc rc, const char *type);
+/* s with every byte that is not part of a UTF-8 character replaced by '?'
+ * (arena memory), for echoing client input in JSON and logs. */
+const char *ap_req_utf8(ap_arena_t *a, const char *s);
 /* Builds the problem JSON (new reference). */
 json_t *ap_problem_json(const ap_err_t *err, int status, const char *request_id,
                         const char *instance);

@@ -1,8 +1,9 @@
 /*
  * router.c - normalising paths and matching them against patterns.
  *
- * 1. Decoding happens once, here; a decoded '%2F' would change the shape
- *    of the path, so it is refused rather than guessed at.
+ * 1. Decoding happens once, here (the server hands over the target as
+ *    received); a decoded '%2F' would change the shape of the path, so it
+ *    is refused rather than guessed at.
  * 2. Matching is a linear scan over a few dozen routes with early exits on
  *    the first differing segment; that costs less than the syscalls of a
  *    request and keeps the table readable.
@@ -17,6 +18,25 @@ static int hexval(int c) {
     c = tolower(c);
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
+}
+
+size_t ap_router_utf8_seq(const unsigned char *s, size_t n) {
+    if (n == 0) return 0;
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned cp, min;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
 }
 
 ap_rc ap_path_normalize(ap_arena_t *a, const char *raw, char **out, ap_err_t *err) {
@@ -52,6 +72,15 @@ ap_rc ap_path_normalize(ap_arena_t *a, const char *raw, char **out, ap_err_t *er
         dec[d++] = (char)tolower(c);
     }
     dec[d] = '\0';
+    for (size_t i = 0; i < d;) {
+        size_t l = ap_router_utf8_seq((const unsigned char *)dec + i, d - i);
+        if (l == 0)
+            return ap_err_set(err, AP_ERR_INVALID, "invalid-path", "path is not valid UTF-8",
+                              "percent-encode the UTF-8 bytes of each character",
+                              "byte %zu of the decoded path does not start a UTF-8 character",
+                              i);
+        i += l;
+    }
     /* 2: split into segments, resolving "", "." and ".." */
     char *res = ap_arena_alloc(a, d + 2);
     size_t r = 0;

@@ -5,7 +5,8 @@
  *    of a path reaches a handler without its checks: percent-decoding,
  *    lowercasing, repeated slashes collapsed, "." and ".." resolved, a
  *    trailing slash dropped.  Encoded '/', NUL, control characters and
- *    ".." above the root are refused (400).
+ *    ".." above the root are refused (400), and so is a path that is not
+ *    UTF-8 once decoded (it could be neither logged nor echoed as JSON).
  * 2. Patterns are literal segments and {name} captures; a segment may end
  *    in a colon action ("{tenant_id}:suspend") as ARCHITECTURE.md §7 asks.
  * 3. The route table itself lives in api/routes.c; the router only
@@ -15,6 +16,7 @@
 #define AP_HTTP_ROUTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/arena.h"
 #include "core/err.h"
@@ -50,8 +52,15 @@ typedef struct {
 } ap_match_t;
 
 /* Writes the normalised path into the arena.  AP_ERR_INVALID with a
- * detail when the path cannot be normalised safely. */
+ * detail when the path cannot be normalised safely.  raw is the request
+ * target as the client sent it (not decoded by the HTTP library): it is
+ * decoded here exactly once. */
 ap_rc ap_path_normalize(ap_arena_t *a, const char *raw, char **out, ap_err_t *err);
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes): 1..4,
+ * or 0 when the bytes there are not UTF-8 (overlong forms, surrogates and
+ * code points past U+10FFFF included).  Pure; thread-safe. */
+size_t ap_router_utf8_seq(const unsigned char *s, size_t n);
 
 typedef enum { AP_ROUTE_FOUND, AP_ROUTE_NO_PATH, AP_ROUTE_NO_METHOD } ap_route_result;
 

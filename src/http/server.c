@@ -9,8 +9,11 @@
  * 2. Every step that can refuse the request answers a problem and stops;
  *    refusals of an authenticated caller (403, and 404 for another
  *    tenant's path) are written to the caller's audit chain.
- * 3. In-flight requests are counted from the first call to the completion
- *    callback, which is what shutdown waits on.
+ * 3. In-flight requests are counted from the first access-handler call to
+ *    the completion callback, which is what shutdown waits on.  A request
+ *    exists a little earlier, from its request line (on_uri), so that the
+ *    router sees the target as sent; one that libmicrohttpd drops before
+ *    its headers are complete is freed when its connection closes.
  */
 #include "http/server.h"
 
@@ -103,7 +106,7 @@ static void pipeline(ap_req_t *r) {
     ap_err_t err = {0};
     char *path;
     if (ap_path_normalize(r->arena, r->raw_path, &path, &err)) {
-        r->path = r->raw_path;
+        r->path = ap_req_utf8(r->arena, r->raw_path); /* logged and echoed */
         ap_resp_problem(r, &err);
         return;
     }
@@ -157,6 +160,8 @@ static void pipeline(ap_req_t *r) {
                             .request_id = r->request_id,
                             .client_addr = r->client_addr};
     if (!platform && strcmp(pr->tenant_status, "active") != 0) {
+        audit_denied(r, strcmp(pr->tenant_status, "suspended") == 0 ? "tenant suspended"
+                                                                   : "tenant deleted");
         answer(r, AP_ERR_DENIED, "tenant-suspended",
                strcmp(pr->tenant_status, "suspended") == 0 ? "tenant is suspended"
                                                            : "tenant is deleted",
@@ -217,27 +222,81 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t cap) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
+/* What a connection remembers between callbacks: the request on_uri
+ * created that on_completed has not released yet.  libmicrohttpd does not
+ * always complete a request it has announced (a request line whose
+ * arguments overflow its pool is dropped without a completion call), so
+ * the close of the connection frees what is still pending. */
+typedef struct {
+    ap_req_t *pending;
+} conn_ctx_t;
+
+static conn_ctx_t *conn_ctx(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void req_free(ap_server_t *s, ap_req_t *r) {
+    bool counted = r->method != NULL;
+    free(r->resp_body);
+    ap_buf_free(&r->body);
+    ap_arena_free(r->arena);
+    if (counted) atomic_fetch_sub(&s->inflight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)c;
+    ap_server_t *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = ap_calloc(1, sizeof(conn_ctx_t));
+        return;
+    }
+    conn_ctx_t *cc = *socket_context;
+    if (!cc) return;
+    if (cc->pending) req_free(s, cc->pending);
+    ap_free(cc);
+    *socket_context = NULL;
+}
+
+/* Creates the request from the target exactly as the client sent it.
+ * libmicrohttpd percent-decodes the url it later passes to on_request;
+ * normalising that again would decode twice ("%252F" → "%2F" → "/") and
+ * would see "%2F" as a real '/', "%00" as the end of the path and "%3F"
+ * as the start of a query.  Whatever this returns is *con_cls; the
+ * completion callback, or else the connection's close, releases it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    ap_server_t *s = cls;
+    ap_arena_t *a = ap_arena_new(8192);
+    ap_req_t *r = ap_arena_calloc(a, sizeof *r);
+    r->arena = a;
+    r->app = s->app;
+    r->conn = c;
+    r->raw_path = ap_arena_strndup(a, uri, strcspn(uri, "?"));
+    r->start_ns = ap_mono_ns();
+    r->match.index = -1;
+    ap_uuid7(r->request_id);
+    client_addr(c, r->client_addr, sizeof r->client_addr);
+    ap_buf_init(&r->body, s->app->max_body);
+    conn_ctx_t *cc = conn_ctx(c);
+    if (cc) {
+        if (cc->pending) req_free(s, cc->pending); /* never completed */
+        cc->pending = r;
+    }
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
+    (void)url; /* decoded by libmicrohttpd; r->raw_path is what was sent */
     (void)version;
-    ap_server_t *s = cls;
     ap_req_t *r = *con_cls;
-    if (!r) {
-        ap_arena_t *a = ap_arena_new(8192);
-        r = ap_arena_calloc(a, sizeof *r);
-        r->arena = a;
-        r->app = s->app;
-        r->conn = c;
+    if (!r) return MHD_NO; /* on_uri always runs first */
+    if (!r->method) { /* headers complete: from here on the request is in flight */
         r->method = method;
-        r->raw_path = ap_arena_strdup(a, url);
-        r->start_ns = ap_mono_ns();
-        r->match.index = -1;
-        ap_uuid7(r->request_id);
-        client_addr(c, r->client_addr, sizeof r->client_addr);
-        ap_buf_init(&r->body, s->app->max_body);
-        *con_cls = r;
-        atomic_fetch_add(&s->inflight, 1);
+        atomic_fetch_add(&((ap_server_t *)cls)->inflight, 1);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -262,10 +321,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)c;
     ap_server_t *s = cls;
     ap_req_t *r = *con_cls;
     if (!r) return;
+    conn_ctx_t *cc = conn_ctx(c);
+    if (cc && cc->pending == r) cc->pending = NULL;
     uint64_t dur = ap_mono_ns() - r->start_ns;
     if (r->answered) {
         ap_metrics_observe(s->app->metrics, r->match.route ? r->match.index : -1, r->status, dur);
@@ -276,11 +336,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                    r->path ? r->path : r->raw_path, "status", r->status, "duration_ms",
                    (double)dur / 1e6, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     }
-    free(r->resp_body);
-    ap_buf_free(&r->body);
     *con_cls = NULL;
-    ap_arena_free(r->arena);
-    atomic_fetch_sub(&s->inflight, 1);
+    req_free(s, r);
 }
 
 ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_server_t **out,
@@ -300,6 +357,8 @@ ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_serve
     s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 0 ? opts->threads : 2),
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,

@@ -82,7 +82,9 @@ ap_rc ap_apikey_authenticate(ap_db_t *db, ap_arena_t *a, const char *token, ap_p
     int64_t now = ap_now_ms();
     const char *exp = ap_rows_get(&rows, 0, "expires_at");
     int64_t exp_ms;
-    if (exp && ap_time_parse(exp, &exp_ms) && exp_ms <= now)
+    /* An expiry that does not parse fails closed: a damaged row locks the
+     * key out rather than making it immortal. */
+    if (exp && (!ap_time_parse(exp, &exp_ms) || exp_ms <= now))
         return unauth(err, "the key has expired");
     const char *ustatus = ap_rows_get(&rows, 0, "user_status");
     if (ap_rows_get(&rows, 0, "user_id") && (!ustatus || strcmp(ustatus, "active") != 0))

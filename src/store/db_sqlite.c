@@ -204,9 +204,26 @@ static ap_rc prepare(conn_t *c, const char *sql, sqlite3_stmt **st, bool *owned,
             return AP_OK;
         }
     }
-    int rc = sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, st, &tail);
     if (rc != SQLITE_OK) return map_err(c->h, rc, err);
     *owned = true;
+    /* One statement per call, as PostgreSQL's extended protocol insists:
+     * a second one is refused, not silently dropped.  Only whitespace and
+     * comments may follow (they prepare to no statement). */
+    if (*st && tail && *tail) {
+        sqlite3_stmt *extra = NULL;
+        rc = sqlite3_prepare_v2(c->h, tail, -1, &extra, NULL);
+        if (rc != SQLITE_OK || extra) {
+            sqlite3_finalize(extra);
+            sqlite3_finalize(*st);
+            *st = NULL;
+            return ap_err_set(err, AP_ERR_INTERNAL, NULL, "more than one statement in a query",
+                              "send one statement per call, or use ap_tx_script",
+                              "after the first statement: \"%.60s\"", tail);
+        }
+    }
+    if (!*st) return AP_OK; /* only whitespace or comments */
     if (c->ncached < STMT_CACHE * 3 / 4) {
         for (int i = 0; i < STMT_CACHE; i++) {
             cached_t *e = &c->cache[(h + (uint32_t)i) % STMT_CACHE];
@@ -229,6 +246,8 @@ static ap_rc query(void *conn, ap_arena_t *a, const char *sql, const ap_val_t *p
     bool owned;
     ap_rc r = prepare(c, sql, &st, &owned, err);
     if (r) return r;
+    if (!st) return AP_OK; /* an empty statement, as PGRES_EMPTY_QUERY */
+    int before = sqlite3_total_changes(c->h);
     int rc = SQLITE_OK;
     if (sqlite3_bind_parameter_count(st) != nparams) {
         r = ap_err_set(err, AP_ERR_INTERNAL, NULL, "parameter count mismatch", NULL,
@@ -278,7 +297,9 @@ static ap_rc query(void *conn, ap_arena_t *a, const char *sql, const ap_val_t *p
         out->nrows++;
     }
     out->vals = vals;
-    out->changes = sqlite3_changes(c->h);
+    /* sqlite3_changes() keeps the count of the connection's last
+     * INSERT/UPDATE/DELETE: report it only if this statement changed rows. */
+    out->changes = sqlite3_total_changes(c->h) != before ? sqlite3_changes(c->h) : 0;
     r = AP_OK;
 done:
     if (owned)

@@ -45,11 +45,30 @@ static ap_rc ensure_table(ap_db_t *db, ap_err_t *err) {
     return rc;
 }
 
+/* Whether schema_migrations exists yet: asked per backend, because an
+ * empty database is at version 0, not an error (and a read must not
+ * create the table). */
+static ap_rc has_table(ap_tx_t *tx, bool *has, ap_err_t *err) {
+    bool pg = strcmp(ap_db_kind(ap_tx_db(tx)), "postgres") == 0;
+    ap_rows_t r;
+    ap_rc rc = ap_tx_query(tx,
+                           pg ? "SELECT to_regclass('schema_migrations') IS NOT NULL AS n"
+                              : "SELECT COUNT(*) AS n FROM sqlite_master"
+                                " WHERE type = 'table' AND name = 'schema_migrations'",
+                           NULL, 0, &r, err);
+    if (rc) return rc;
+    *has = ap_rows_int(&r, 0, "n", 0) > 0;
+    return AP_OK;
+}
+
 ap_rc ap_migrate_current(ap_db_t *db, int *version, ap_err_t *err) {
     ap_arena_t *a = ap_arena_new(1024);
     ap_tx_t *tx;
+    bool has = false;
+    *version = 0;
     ap_rc rc = ap_db_begin(db, NULL, AP_TX_READ, a, &tx, err);
-    if (!rc) rc = current_in(tx, version, err);
+    if (!rc) rc = has_table(tx, &has, err);
+    if (!rc && has) rc = current_in(tx, version, err);
     ap_arena_free(a);
     return rc;
 }

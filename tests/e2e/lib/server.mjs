@@ -64,7 +64,10 @@ export async function startServer({ env = {}, args = [], dataDir } = {}) {
   child.removeAllListeners('exit');
   const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
   const adminKey = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
-  return makeHandle({ url: rec.url, adminKey, child, logs, raw, exited, dataDir, db });
+  // databaseUrl: what offline commands (migrate, audit, admin) pass as
+  // --database-url to reach the same store as this server.
+  const databaseUrl = db ? pgUrlFor(db) : `sqlite:${join(dataDir, 'agentprov.db')}`;
+  return makeHandle({ url: rec.url, adminKey, child, logs, raw, exited, dataDir, db, databaseUrl });
 }
 
 function makeHandle(h) {
