@@ -3,6 +3,7 @@
 # GNU Make + pkg-config, C17, warnings are errors.
 
 CC      ?= cc
+MAKEFLAGS += --no-print-directory
 PKGS    := libmicrohttpd jansson sqlite3 libpq libsodium libcurl
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
@@ -10,14 +11,13 @@ CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
                  -DAP_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
-REL_CFLAGS  := $(CFLAGS_COMMON) -O2 -g
+REL_CFLAGS  := $(CFLAGS_COMMON) -O2 -g -MMD -MP
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-TEST_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS) -DAP_TESTING
+TEST_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS) -DAP_TESTING -MMD -MP
 
 LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 MIGS     := $(sort $(wildcard src/store/migrations/*.sql))
 GEN      := build/gen/migrations.c
-HDRS     := $(shell find src -name '*.h')
 
 REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC)) build/rel/gen/migrations.o
 TEST_OBJ := $(patsubst src/%.c,build/asan/%.o,$(LIB_SRC)) build/asan/gen/migrations.o
@@ -25,6 +25,8 @@ TEST_OBJ := $(patsubst src/%.c,build/asan/%.o,$(LIB_SRC)) build/asan/gen/migrati
 UNIT_SRC   := $(sort $(wildcard tests/unit/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/*_fuzz.c))
+
+-include $(REL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 .PHONY: all run test deps test-deps unit e2e bench fuzz lint clean
 
@@ -34,7 +36,7 @@ $(GEN): $(MIGS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	bash scripts/embed-sql.sh src/store/migrations $@
 
-build/rel/%.o: src/%.c $(HDRS)
+build/rel/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -c $< -o $@
 
@@ -42,7 +44,7 @@ build/rel/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -c $< -o $@
 
-build/asan/%.o: src/%.c $(HDRS)
+build/asan/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -c $< -o $@
 

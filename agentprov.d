@@ -1,0 +1,2 @@
+agentprov: src/main.c src/cmd/cmd.h
+src/cmd/cmd.h:
