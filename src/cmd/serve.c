@@ -33,6 +33,8 @@
 #include "core/time.h"
 #include "http/server.h"
 #include "identity/apikey.h"
+#include "llm/upstream.h"
+#include "llm/usage.h"
 #include "store/migrate.h"
 #include "tenant/tenant.h"
 
@@ -266,10 +268,19 @@ int ap_cmd_serve(int argc, char **argv) {
         .started_ms = ap_now_ms(),
         .max_body = (size_t)max_body,
     };
+    if (ap_upstream_new(&app.upstream, &err) || ap_usage_writer_new(db, &app.usage, &err)) {
+        ap_cmd_print_err(&err);
+        ap_upstream_free(app.upstream);
+        ap_metrics_free(app.metrics);
+        ap_db_close(db);
+        return 1;
+    }
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
     ap_server_t *srv = NULL;
     if (ap_server_start(&app, &so, &srv, &err)) {
         ap_cmd_print_err(&err);
+        ap_upstream_free(app.upstream);
+        ap_usage_writer_free(app.usage);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         return 1;
@@ -293,7 +304,12 @@ int ap_cmd_serve(int argc, char **argv) {
            "timeout_s", shutdown_s);
     ap_server_quiesce(srv);
     bool drained = ap_server_drain(srv, shutdown_s * 1000);
+    /* Model calls still running past the bound are cut; their clients get
+     * an error answer, which wakes their connections before the stop. */
+    ap_upstream_free(app.upstream);
+    if (!drained) ap_server_drain(srv, 2000);
     ap_server_stop(srv);
+    ap_usage_writer_free(app.usage); /* flushes the last records */
     pthread_mutex_lock(&job.mu);
     job.stop = true;
     pthread_cond_signal(&job.cv);

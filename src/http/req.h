@@ -59,6 +59,8 @@ typedef struct ap_req {
     /* What an idempotency record keeps instead of resp_body when the
      * response holds a secret (a new API key): arena memory, or NULL. */
     const char *replay_body;
+    /* Set by ap_req_async_begin: the answer comes from another thread. */
+    struct ap_req_async *async;
 } ap_req_t;
 
 const char *ap_req_param(ap_req_t *r, const char *name);
@@ -79,6 +81,24 @@ void ap_resp_raw(ap_req_t *r, int status, const char *content_type, char *heap_b
 void ap_resp_header(ap_req_t *r, const char *name, const char *value);
 /* A list page: {"data": items, "next_cursor": next|null}. */
 void ap_resp_page(ap_req_t *r, json_t *items, const char *next);
+
+/* --- answers from another thread (the LLM gateway) ---
+ *
+ * A handler that starts work elsewhere calls ap_req_async_begin and
+ * returns without answering; the connection is suspended (no thread is
+ * held).  The other side then answers once, either whole (ap_resp_* then
+ * ap_req_async_answer) or as a stream (ap_req_stream_open, _write,
+ * _close), and finally ap_req_async_release.  Until the release, r stays
+ * valid even if the client goes away; on_gone (called with ud, on a server
+ * thread) tells the other side to stop early.  Thread-safe. */
+void ap_req_async_begin(ap_req_t *r, void (*on_gone)(void *ud), void *ud);
+void ap_req_async_answer(ap_req_t *r);
+void ap_req_stream_open(ap_req_t *r, int status, const char *content_type);
+/* false once the client is gone (stop producing). */
+bool ap_req_stream_write(ap_req_t *r, const char *data, size_t len);
+void ap_req_stream_close(ap_req_t *r);
+void ap_req_async_release(ap_req_t *r);
+bool ap_req_client_gone(ap_req_t *r);
 
 int ap_rc_status(ap_rc rc, const char *type);
 /* s with every byte that is not part of a UTF-8 character replaced by '?'

@@ -41,6 +41,9 @@ typedef struct {
     ap_perm perm;
     ap_scope scope;
     const char *action; /* audit action name, e.g. "tenant.create" */
+    /* Error bodies for this route: 0 problem+json; otherwise an
+     * ap_wire_kind + 1, so OpenAI/Anthropic SDKs see their own shapes. */
+    int error_wire;
 } ap_route_t;
 
 typedef struct {

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,10 +203,14 @@ static void pipeline(ap_req_t *r) {
         ap_resp_problem(r, &err);
         return;
     }
-    const char *idem = strcmp(r->method, "POST") == 0 ? ap_req_header(r, "Idempotency-Key") : NULL;
+    /* model calls are not replayable records: no idempotency keys there */
+    const char *idem = strcmp(r->method, "POST") == 0 && !route->error_wire
+                           ? ap_req_header(r, "Idempotency-Key")
+                           : NULL;
     bool reserved = false;
     if (idem && ap_idem_begin(r, idem, &reserved)) return;
     route->handler(r);
+    if (r->async) return; /* answered later, from another thread */
     if (!r->answered) answer(r, AP_ERR_INTERNAL, NULL, "handler gave no answer", NULL, NULL);
     if (reserved) ap_idem_finish(r, idem);
 }
@@ -237,12 +242,160 @@ static conn_ctx_t *conn_ctx(struct MHD_Connection *c) {
     return ci ? ci->socket_context : NULL;
 }
 
-static void req_free(ap_server_t *s, ap_req_t *r) {
+/* The state shared between a server thread and the thread that answers
+ * asynchronously.  refs: the server side holds one until the request
+ * completes, the async side one until ap_req_async_release. */
+struct ap_req_async {
+    pthread_mutex_t mu;
+    ap_server_t *srv;
+    int refs;
+    bool dispatched; /* the pipeline ran; a later call is the resumed one */
+    bool ready;      /* an answer (whole or stream head) is there */
+    bool suspended;
+    bool gone;       /* the request completed on the server side */
+    bool streaming;
+    bool stream_done;
+    ap_buf_t out; /* stream bytes not yet handed to libmicrohttpd */
+    size_t off;
+    void (*on_gone)(void *ud);
+    void *ud;
+};
+
+static void req_destroy(ap_server_t *s, ap_req_t *r);
+
+void ap_req_async_begin(ap_req_t *r, void (*on_gone)(void *ud), void *ud) {
+    struct ap_req_async *as = ap_arena_calloc(r->arena, sizeof *as);
+    pthread_mutex_init(&as->mu, NULL);
+    as->refs = 2;
+    as->on_gone = on_gone;
+    as->ud = ud;
+    ap_buf_init(&as->out, 16u << 20);
+    r->async = as;
+}
+
+/* Marks the answer ready and wakes the connection if it sleeps. */
+static void wake(ap_req_t *r) {
+    struct ap_req_async *as = r->async;
+    pthread_mutex_lock(&as->mu);
+    as->ready = true;
+    bool resume = as->suspended;
+    as->suspended = false;
+    pthread_mutex_unlock(&as->mu);
+    if (resume) MHD_resume_connection(r->conn);
+}
+
+void ap_req_async_answer(ap_req_t *r) {
+    wake(r);
+}
+
+void ap_req_stream_open(ap_req_t *r, int status, const char *content_type) {
+    r->status = status;
+    r->content_type = content_type;
+    r->answered = true;
+    pthread_mutex_lock(&r->async->mu);
+    r->async->streaming = true;
+    pthread_mutex_unlock(&r->async->mu);
+    wake(r);
+}
+
+bool ap_req_stream_write(ap_req_t *r, const char *data, size_t len) {
+    struct ap_req_async *as = r->async;
+    pthread_mutex_lock(&as->mu);
+    if (as->gone || ap_buf_append(&as->out, data, len)) {
+        /* gone, or a client so slow 16 MiB piled up: stop producing */
+        pthread_mutex_unlock(&as->mu);
+        return false;
+    }
+    bool resume = as->suspended;
+    as->suspended = false;
+    pthread_mutex_unlock(&as->mu);
+    if (resume) MHD_resume_connection(r->conn);
+    return true;
+}
+
+void ap_req_stream_close(ap_req_t *r) {
+    struct ap_req_async *as = r->async;
+    pthread_mutex_lock(&as->mu);
+    as->stream_done = true;
+    bool resume = as->suspended;
+    as->suspended = false;
+    pthread_mutex_unlock(&as->mu);
+    if (resume) MHD_resume_connection(r->conn);
+}
+
+bool ap_req_client_gone(ap_req_t *r) {
+    pthread_mutex_lock(&r->async->mu);
+    bool g = r->async->gone;
+    pthread_mutex_unlock(&r->async->mu);
+    return g;
+}
+
+void ap_req_async_release(ap_req_t *r) {
+    struct ap_req_async *as = r->async;
+    pthread_mutex_lock(&as->mu);
+    int left = --as->refs;
+    ap_server_t *s = as->srv;
+    pthread_mutex_unlock(&as->mu);
+    if (left == 0) req_destroy(s, r);
+}
+
+/* libmicrohttpd pulls stream bytes here; with nothing to send the
+ * connection is suspended until a write or the close wakes it. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    ap_req_t *r = cls;
+    struct ap_req_async *as = r->async;
+    pthread_mutex_lock(&as->mu);
+    if (as->out.len > as->off) {
+        size_t n = as->out.len - as->off;
+        if (n > max) n = max;
+        memcpy(buf, as->out.p + as->off, n);
+        as->off += n;
+        if (as->off == as->out.len) {
+            as->off = 0;
+            ap_buf_reset(&as->out);
+        }
+        pthread_mutex_unlock(&as->mu);
+        return (ssize_t)n;
+    }
+    if (as->stream_done) {
+        pthread_mutex_unlock(&as->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    as->suspended = true;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&as->mu);
+    return 0;
+}
+
+static void req_destroy(ap_server_t *s, ap_req_t *r) {
     bool counted = r->method != NULL;
     free(r->resp_body);
     ap_buf_free(&r->body);
+    if (r->async) {
+        ap_buf_free(&r->async->out);
+        pthread_mutex_destroy(&r->async->mu);
+    }
     ap_arena_free(r->arena);
     if (counted) atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* The server side is done with r: free it, or, while an async side still
+ * holds it, tell that side the client is gone and let it free r. */
+static void req_free(ap_server_t *s, ap_req_t *r) {
+    struct ap_req_async *as = r->async;
+    if (as) {
+        pthread_mutex_lock(&as->mu);
+        as->srv = s;
+        as->gone = true;
+        int left = --as->refs;
+        pthread_mutex_unlock(&as->mu);
+        if (left > 0) {
+            if (as->on_gone) as->on_gone(as->ud);
+            return;
+        }
+    }
+    req_destroy(s, r);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -305,11 +458,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    pipeline(r);
+    struct ap_req_async *as = r->async;
+    if (!as || !as->dispatched) {
+        pipeline(r);
+        as = r->async;
+        if (as) {
+            pthread_mutex_lock(&as->mu);
+            as->dispatched = true;
+            as->srv = cls;
+            if (!as->ready) { /* no thread waits: sleep until the answer wakes us */
+                as->suspended = true;
+                MHD_suspend_connection(c);
+                pthread_mutex_unlock(&as->mu);
+                return MHD_YES;
+            }
+            pthread_mutex_unlock(&as->mu);
+        }
+    }
     if (!r->answered) answer(r, AP_ERR_INTERNAL, NULL, "no answer", NULL, NULL);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    r->resp_body = NULL; /* owned by the response now */
+    struct MHD_Response *resp;
+    bool streaming = false;
+    if (as) {
+        pthread_mutex_lock(&as->mu);
+        streaming = as->streaming;
+        pthread_mutex_unlock(&as->mu);
+    }
+    if (streaming) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, r, NULL);
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    } else {
+        resp = MHD_create_response_from_buffer(r->resp_len,
+                                               r->resp_body ? r->resp_body : (void *)"",
+                                               r->resp_body ? MHD_RESPMEM_MUST_FREE
+                                                            : MHD_RESPMEM_PERSISTENT);
+        r->resp_body = NULL; /* owned by the response now */
+    }
     if (r->content_type) MHD_add_response_header(resp, "Content-Type", r->content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     for (int i = 0; i < r->nresp_hdr; i++)
@@ -352,7 +535,7 @@ ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_serve
                           opts->host);
     ap_server_t *s = ap_calloc(1, sizeof *s);
     s->app = app;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_TURBO;
     s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

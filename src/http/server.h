@@ -24,8 +24,13 @@
 #include "http/router.h"
 #include "store/db.h"
 
+struct ap_upstream;
+struct ap_usage_writer;
+
 struct ap_app {
     ap_db_t *db;
+    struct ap_upstream *upstream;    /* model calls (llm/upstream.h) */
+    struct ap_usage_writer *usage;   /* metering (llm/usage.h) */
     const ap_route_t *routes;
     ap_metrics_t *metrics;
     int64_t started_ms;

@@ -94,7 +94,14 @@ ap_rc ap_migrate(ap_db_t *db, int *applied, ap_err_t *err) {
         if (!rc) rc = ap_tx_lock(tx, "agentprov.migrate", err);
         if (!rc) rc = current_in(tx, &have, err);
         if (!rc && have > ap_migrate_latest()) rc = too_new(have, err);
-        if (rc || have >= m->version) {
+        /* applied is asked per version, so a version added below the
+         * newest one (parallel branches) still gets applied */
+        ap_rows_t done;
+        ap_val_t pv[] = {AP_VINT(m->version)};
+        if (!rc)
+            rc = ap_tx_query(tx, "SELECT 1 AS x FROM schema_migrations WHERE version = ?", pv, 1,
+                             &done, err);
+        if (rc || done.nrows > 0) {
             ap_arena_free(a);
             if (rc) return rc;
             continue;
