@@ -22,7 +22,7 @@ command -v "$CLANG" >/dev/null ||
     { echo "fuzz.sh: $CLANG not found (scripts/deps.sh installs clang, libclang-rt-14-dev)" >&2; exit 1; }
 
 CFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-        -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc)
+        -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers -Isrc)
 read -r -a PKG <<<"$(pkg-config --cflags --libs jansson libsodium)"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1"
