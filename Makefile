@@ -62,6 +62,13 @@ build/asan/tests/%: tests/unit/%.c tests/unit/testutil.h $(TEST_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests/unit $< $(TEST_OBJ) -o $@ $(LDLIBS) -lcmocka
 
+# The fake LLM upstream for tests and benchmarks (tests/fake/README.md):
+# release flags, a few core objects, no server code.
+FAKE_OBJ := build/rel/core/alloc.o build/rel/core/buf.o build/rel/core/crypto.o
+build/fake-upstream: tests/fake/fake_upstream.c tests/fake/fake_wire.c tests/fake/fake_wire.h $(FAKE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) $(filter %.c,$^) $(FAKE_OBJ) -o $@ $(LDLIBS)
+
 deps:
 	@bash scripts/deps.sh --build-only
 
@@ -76,7 +83,7 @@ run: deps
 # Every test, on both backends, under ASan/UBSan.  scripts/test.sh starts
 # the private PostgreSQL it needs and stops it.
 test: test-deps
-	@$(MAKE) --no-print-directory build/asan/agentprov $(UNIT_BINS) agentprov
+	@$(MAKE) --no-print-directory build/asan/agentprov $(UNIT_BINS) agentprov build/fake-upstream
 	bash scripts/test.sh $(UNIT_BINS)
 
 unit: $(UNIT_BINS)

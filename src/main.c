@@ -18,6 +18,7 @@ static const struct {
     {"tenants", ap_cmd_tenants, "manage tenants through the API"},
     {"users", ap_cmd_users, "manage users through the API"},
     {"keys", ap_cmd_keys, "manage API keys through the API"},
+    {"llm", ap_cmd_llm, "list LLM models and providers through the API"},
 };
 
 static void usage(FILE *f) {

@@ -50,4 +50,13 @@ void ap_h_key_revoke(ap_req_t *r);
 void ap_h_audit_list(ap_req_t *r);
 void ap_h_audit_verify(ap_req_t *r);
 
+void ap_h_llm_provider_list(ap_req_t *r);
+void ap_h_llm_model_list(ap_req_t *r);
+void ap_h_llm_model_create(ap_req_t *r);
+void ap_h_llm_model_update(ap_req_t *r);
+void ap_h_llm_model_deactivate(ap_req_t *r);
+void ap_h_llm_private_create(ap_req_t *r);
+void ap_h_llm_private_list(ap_req_t *r);
+void ap_h_llm_private_delete(ap_req_t *r);
+
 #endif

@@ -51,5 +51,18 @@ const ap_route_t ap_routes[] = {
     {"GET", "/api/v1/audit", ap_h_audit_list, AP_PERM_AUDIT_READ, AP_SCOPE_CRED, "audit.list"},
     {"GET", "/api/v1/audit:verify", ap_h_audit_verify, AP_PERM_AUDIT_READ, AP_SCOPE_CRED, "audit.verify"},
 
+    /* the LLM catalog: one model is named by ?id= (GET) or "id" in the body (api/llm.c) */
+    {"GET", "/api/v1/llm/providers", ap_h_llm_provider_list, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.provider.list"},
+    {"GET", "/api/v1/llm/models", ap_h_llm_model_list, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.model.list"},
+    {"POST", "/api/v1/llm/models", ap_h_llm_model_create, AP_PERM_LLM_CATALOG_ADMIN, AP_SCOPE_PLATFORM, "llm.model.create"},
+    {"PATCH", "/api/v1/llm/models", ap_h_llm_model_update, AP_PERM_LLM_CATALOG_ADMIN, AP_SCOPE_PLATFORM, "llm.model.update"},
+    {"POST", "/api/v1/llm/models:deactivate", ap_h_llm_model_deactivate, AP_PERM_LLM_CATALOG_ADMIN, AP_SCOPE_PLATFORM, "llm.model.deactivate"},
+    {"POST", T "/llm/providers", ap_h_llm_private_create, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_PATH, "llm.private_provider.create"},
+    {"GET", T "/llm/providers", ap_h_llm_private_list, AP_PERM_LLM_READ, AP_SCOPE_PATH, "llm.private_provider.list"},
+    {"DELETE", T "/llm/providers/{provider_id}", ap_h_llm_private_delete, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_PATH, "llm.private_provider.delete"},
+    {"POST", "/api/v1/llm/private-providers", ap_h_llm_private_create, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_CRED, "llm.private_provider.create"},
+    {"GET", "/api/v1/llm/private-providers", ap_h_llm_private_list, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.private_provider.list"},
+    {"DELETE", "/api/v1/llm/private-providers/{provider_id}", ap_h_llm_private_delete, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_CRED, "llm.private_provider.delete"},
+
     {NULL, NULL, NULL, AP_PERM_NONE, AP_SCOPE_PUBLIC, NULL},
 };

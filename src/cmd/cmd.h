@@ -15,5 +15,6 @@ int ap_cmd_audit(int argc, char **argv);
 int ap_cmd_tenants(int argc, char **argv);
 int ap_cmd_users(int argc, char **argv);
 int ap_cmd_keys(int argc, char **argv);
+int ap_cmd_llm(int argc, char **argv);
 
 #endif

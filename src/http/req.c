@@ -208,3 +208,43 @@ ap_rc ap_req_page(ap_req_t *r, int dflt, int max, int *limit, const char **curso
     if (*cursor && !**cursor) *cursor = NULL;
     return AP_OK;
 }
+
+typedef struct {
+    ap_req_t *r;
+    const char *const *prefixes;
+    int nprefixes;
+    const char **out;
+    int n, max;
+} fwd_t;
+
+static enum MHD_Result fwd_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+    (void)kind;
+    fwd_t *f = cls;
+    if (f->n >= f->max || !value) return MHD_YES;
+    for (int i = 0; i < f->nprefixes; i++) {
+        size_t pl = strlen(f->prefixes[i]);
+        if (pl && strncasecmp(key, f->prefixes[i], pl) == 0) {
+            f->out[f->n++] = ap_arena_printf(f->r->arena, "%s: %s", key, value);
+            break;
+        }
+    }
+    return MHD_YES;
+}
+
+int ap_req_forward_headers(ap_req_t *r, const char *prefix_list, const char **out, int max) {
+    if (!prefix_list || !*prefix_list) return 0;
+    const char *prefixes[8];
+    int np = 0;
+    char *list = ap_arena_strdup(r->arena, prefix_list), *save = NULL;
+    for (char *p = strtok_r(list, ",", &save); p && np < 8; p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ') p++;
+        /* credentials are never forwarded, whatever the configuration says */
+        if (*p && strncasecmp(p, "authorization", 13) != 0 && strncasecmp(p, "x-api-key", 9) != 0 &&
+            strncasecmp(p, "cookie", 6) != 0)
+            prefixes[np++] = p;
+    }
+    fwd_t f = {r, prefixes, np, out, 0, max};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, fwd_one, &f);
+    return f.n;
+}

@@ -100,6 +100,11 @@ void ap_req_stream_close(ap_req_t *r);
 void ap_req_async_release(ap_req_t *r);
 bool ap_req_client_gone(ap_req_t *r);
 
+/* Request headers whose names start with one of the comma-separated
+ * prefixes, as "Name: value" strings in the arena (for forwarding to a
+ * provider; credentials are never matched).  Returns how many. */
+int ap_req_forward_headers(ap_req_t *r, const char *prefix_list, const char **out, int max);
+
 int ap_rc_status(ap_rc rc, const char *type);
 /* s with every byte that is not part of a UTF-8 character replaced by '?'
  * (arena memory), for echoing client input in JSON and logs. */

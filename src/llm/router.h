@@ -46,4 +46,9 @@ typedef struct {
 ap_rc ap_llm_route(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const ap_llm_req_t *req,
                    ap_llm_route_t *out, ap_err_t *err);
 
+/* The same for an embedding model (a single target; "auto" picks
+ * AP_DEFAULT_EMBEDDING_MODEL, else the builtin hashed embedder). */
+ap_rc ap_llm_route_embed(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const char *model,
+                         ap_llm_route_t *out, ap_err_t *err);
+
 #endif

@@ -35,6 +35,7 @@ typedef struct {
     int ntool_calls;
     const char *tool_call_id; /* tool results */
     const char *name;         /* optional participant / tool name */
+    bool is_error;            /* tool results: the tool failed (Anthropic is_error) */
 } ap_llm_msg_t;
 
 typedef struct {
@@ -58,6 +59,7 @@ typedef struct {
     double top_p;
     bool has_top_p;
     int max_tokens; /* 0: provider default */
+    int top_k;      /* 0: provider default (Anthropic, Gemini; OpenAI has none) */
     bool stream;
     const char *user; /* end-user id for abuse tracking, or NULL */
     json_t *metadata; /* free-form request metadata (routing rules), or NULL */

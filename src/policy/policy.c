@@ -7,6 +7,9 @@
  *    platform_admin manages tenants and may act in any tenant.
  * 2. Key metadata is limited to admins even though it holds no secret: a
  *    key list is a map of who can get in.
+ * 3. Every role reads the LLM catalog (llm.read); only platform_admin
+ *    changes it (llm.catalog.admin); tenant_admin registers the tenant's
+ *    private providers (llm.provider.write).
  */
 #include "policy/policy.h"
 
@@ -39,6 +42,9 @@ static const struct {
     [AP_PERM_KEY_READ] = {"key.read", "list API keys (metadata only; never the secret)"},
     [AP_PERM_KEY_WRITE] = {"key.write", "create and revoke API keys"},
     [AP_PERM_AUDIT_READ] = {"audit.read", "read, verify and export the audit log"},
+    [AP_PERM_LLM_READ] = {"llm.read", "list LLM providers and models, and the tenant's private providers"},
+    [AP_PERM_LLM_CATALOG_ADMIN] = {"llm.catalog.admin", "add, change and deactivate platform models and their prices"},
+    [AP_PERM_LLM_PROVIDER_WRITE] = {"llm.provider.write", "register and delete the tenant's private LLM providers"},
 };
 
 const char *ap_perm_name(ap_perm p) {
@@ -61,6 +67,9 @@ static const bool matrix[AP_PERM_COUNT][AP_ROLE_COUNT - 1] = {
     [AP_PERM_KEY_READ] = {false, false, false, false, true, true},
     [AP_PERM_KEY_WRITE] = {false, false, false, false, true, true},
     [AP_PERM_AUDIT_READ] = {false, true, false, false, true, true},
+    [AP_PERM_LLM_READ] = {true, true, true, true, true, true},
+    [AP_PERM_LLM_CATALOG_ADMIN] = {false, false, false, false, false, true},
+    [AP_PERM_LLM_PROVIDER_WRITE] = {false, false, false, false, true, true},
 };
 
 bool ap_policy_allows(ap_role r, ap_perm p) {

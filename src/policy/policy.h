@@ -32,6 +32,9 @@ typedef enum {
     AP_PERM_KEY_READ, /* key metadata; the secret is never readable */
     AP_PERM_KEY_WRITE,
     AP_PERM_AUDIT_READ,
+    AP_PERM_LLM_READ,           /* the model catalog and the tenant's private providers */
+    AP_PERM_LLM_CATALOG_ADMIN,  /* add, change, deactivate platform models and prices */
+    AP_PERM_LLM_PROVIDER_WRITE, /* register and delete the tenant's private providers */
     AP_PERM_COUNT
 } ap_perm;
 

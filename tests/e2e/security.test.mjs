@@ -86,6 +86,11 @@ before(async () => {
   B.user = await mkUser(B.id, 'bob.bravo@bravo-iso.example', 'Bob Bravo');
   B.key = await mkKey(B.id, 'bravo-laptop-key', B.user.id);
   B.keyIds = await keyIds(B);
+  const bp = await srv.request('POST', `/api/v1/tenants/${B.id}/llm/providers`, {
+    body: { name: 'bravo-llm', base_url: 'http://10.20.30.40/v1', models: ['bravo-model'] },
+  });
+  assert.equal(bp.status, 201, bp.text);
+  B.provider = bp.body;
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
@@ -95,8 +100,17 @@ after(async () => { await srv.stop(); });
 // Everything of B that must never show in an answer to A.
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
-    B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys)]
+    B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
+    B.provider.id, B.provider.name]
     .filter(Boolean);
+}
+
+async function mkProvider(tid) {
+  const p = await srv.request('POST', `/api/v1/tenants/${tid}/llm/providers`, {
+    body: { name: `own-${++seq}`, base_url: 'http://10.0.0.1/v1' },
+  });
+  assert.equal(p.status, 201, p.text);
+  return p.body;
 }
 
 function fill(path, ids) {
@@ -116,6 +130,8 @@ function validBody(route, ctx) {
     case 'user.update': return { display_name: `Changed ${n}`, status: 'disabled' };
     case 'api_key.create': return ctx.userId ? { name: `probe ${n}`, user_id: ctx.userId }
       : { name: `probe ${n}`, role: 'viewer' };
+    case 'llm.private_provider.create':
+      return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
   }
 }
@@ -153,6 +169,7 @@ async function snapshotB() {
     users: (await get(`/api/v1/tenants/${B.id}/users?limit=500`, B.keys.tenant_admin)).data,
     keys: keys.map((k) => (readers.has(k.id) ? { ...k, last_used_at: 'ignored' } : k)),
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
+    providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
   };
 }
 
@@ -197,7 +214,7 @@ test('hand-written expectations hold against the server', async () => {
 test('cross-tenant: every canonical route with B\'s ids answers 404 to every role of A, and B is untouched', async () => {
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
-  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id };
+  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -212,7 +229,9 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       denied.push({ rid: r.body.request_id, role, path, reason: 'another tenant' });
       calls++;
       // exactly the answer for a tenant that does not exist
-      const ghost = fill(route.path, { tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID() });
+      const ghost = fill(route.path, {
+        tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
+      });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
       const { request_id: _g, instance: _j, ...gb } = g.body;
@@ -244,14 +263,14 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id });
-      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID() });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id });
+      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID() });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -266,7 +285,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -299,7 +318,8 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const user = mutating && route.path.includes('{user_id}')
         ? await mkUser(A.id, `own${++seq}@alpha-iso.example`, 'Own') : A.user;
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id });
+      const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}),
       });
