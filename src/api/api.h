@@ -59,4 +59,10 @@ void ap_h_llm_private_create(ap_req_t *r);
 void ap_h_llm_private_list(ap_req_t *r);
 void ap_h_llm_private_delete(ap_req_t *r);
 
+/* the LLM gateway (gateway.c) */
+void ap_h_gw_chat(ap_req_t *r);
+void ap_h_gw_messages(ap_req_t *r);
+void ap_h_gw_embeddings(ap_req_t *r);
+void ap_h_gw_models(ap_req_t *r);
+
 #endif

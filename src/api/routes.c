@@ -64,5 +64,11 @@ const ap_route_t ap_routes[] = {
     {"GET", "/api/v1/llm/private-providers", ap_h_llm_private_list, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.private_provider.list"},
     {"DELETE", "/api/v1/llm/private-providers/{provider_id}", ap_h_llm_private_delete, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_CRED, "llm.private_provider.delete"},
 
+    /* the LLM gateway: OpenAI- and Anthropic-compatible; errors in their shapes */
+    {"POST", "/v1/chat/completions", ap_h_gw_chat, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.chat", 1},
+    {"POST", "/v1/embeddings", ap_h_gw_embeddings, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.embeddings", 1},
+    {"GET", "/v1/models", ap_h_gw_models, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.models", 1},
+    {"POST", "/v1/messages", ap_h_gw_messages, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.messages", 2},
+
     {NULL, NULL, NULL, AP_PERM_NONE, AP_SCOPE_PUBLIC, NULL},
 };

@@ -91,13 +91,16 @@ static int purge(int argc, char **argv) {
 /* The route table as JSON lines: what the OpenAPI test compares against. */
 static int routes(void) {
     for (const ap_route_t *r = ap_routes; r->method; r++) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "method", r->method, "path", r->pattern,
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "method", r->method, "path", r->pattern,
                               "permission", ap_perm_name(r->perm), "scope",
                               r->scope == AP_SCOPE_PUBLIC     ? "public"
                               : r->scope == AP_SCOPE_PLATFORM ? "platform"
                               : r->scope == AP_SCOPE_PATH     ? "tenant-path"
                                                               : "tenant-credential",
-                              "action", r->action);
+                              "action", r->action, "errors",
+                              r->error_wire == 0 ? "problem"
+                              : r->error_wire == 1 ? "openai"
+                                                   : "anthropic");
         char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", line);
         free(line);

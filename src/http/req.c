@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "llm/wire.h"
 
 const char *ap_req_param(ap_req_t *r, const char *name) {
     return ap_match_param(&r->match, name);
@@ -124,8 +125,29 @@ void ap_resp_json(ap_req_t *r, int status, json_t *body) {
     set_body(r, status, "application/json", s, strlen(s));
 }
 
+/* Routes of the LLM gateway answer errors in their protocol's shape, so
+ * the official SDKs raise their own error types (even for 401/403). */
+static bool wire_problem(ap_req_t *r, const ap_err_t *err, int status) {
+    if (!r->match.route || !r->match.route->error_wire) return false;
+    char msg[1200];
+    if (status >= 500)
+        snprintf(msg, sizeof msg, "%s (request id %s)", err->msg[0] ? err->msg : "internal error",
+                 r->request_id);
+    else
+        snprintf(msg, sizeof msg, "%s: %s%s%s", err->msg[0] ? err->msg : ap_rc_name(err->rc),
+                 err->detail, err->hint[0] ? "; " : "", err->hint);
+    json_t *body = ap_wire_render_error((ap_wire_kind)(r->match.route->error_wire - 1), status,
+                                        err->type[0] ? err->type : ap_rc_type(err->rc), msg);
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!s) return false;
+    set_body(r, status, "application/json", s, strlen(s));
+    return true;
+}
+
 void ap_resp_problem(ap_req_t *r, const ap_err_t *err) {
     int status = ap_rc_status(err->rc, err->type);
+    if (wire_problem(r, err, status)) return;
     if (status >= 500)
         ap_log(AP_LOG_ERROR, "request failed", "{s:s,s:s,s:s,s:s}", "request_id", r->request_id,
                "error", err->msg, "detail", err->detail, "path", r->path ? r->path : "");

@@ -105,6 +105,7 @@ typedef struct {
     const char **inputs;
     int ninputs;
     int dimensions; /* 0: model default */
+    bool base64;    /* encoding_format "base64": little-endian float32, base64 (the OpenAI SDK's default) */
 } ap_llm_embed_req_t;
 
 typedef struct {
@@ -112,6 +113,7 @@ typedef struct {
     int nvectors, dim;
     ap_llm_usage_t usage;
     const char *model;
+    bool base64; /* render each vector as base64 of little-endian float32 */
 } ap_llm_embed_resp_t;
 
 /* OpenAI embeddings request body → embed_req (client side). */

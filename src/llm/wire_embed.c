@@ -5,7 +5,8 @@
  *
  * 1. Clients give input as a string or an array of strings (token arrays
  *    are refused, as are empty strings, which OpenAI refuses too);
- *    encoding_format must be float: base64 answers are not produced.
+ *    encoding_format float or base64 (little-endian float32, as the OpenAI
+ *    API and its SDKs use); upstream calls always ask for float.
  * 2. Upstream replies are checked as a whole: one vector per input, all of
  *    one dimension, every value a number; OpenAI's data[] is put back in
  *    index order.
@@ -16,6 +17,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <stdint.h>
+
+#include "core/alloc.h"
 #include "llm/wire_int.h"
 
 #define MAX_INPUTS 2048
@@ -38,9 +43,10 @@ ap_rc ap_wire_parse_embed_request(ap_arena_t *a, json_t *body, ap_llm_embed_req_
     req->model = wire_dup(a, wire_str(body, "model"));
     if (!*req->model) return wire_err_value(err, "model", "name a model", "is empty");
     const char *fmt = wire_str(body, "encoding_format");
-    if (fmt && strcmp(fmt, "float") != 0)
-        return wire_err_value(err, "encoding_format", "ask for \"float\" (or leave it out)",
-                              "is \"%.40s\"; only float is supported", fmt);
+    if (fmt && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0)
+        return wire_err_value(err, "encoding_format", "ask for \"float\" or \"base64\"",
+                              "is \"%.40s\"", fmt);
+    req->base64 = fmt && strcmp(fmt, "base64") == 0;
     if ((rc = wire_int(body, "dimensions", 1, 65536, &req->dimensions, err))) return rc;
     json_t *in = json_object_get(body, "input");
     size_t n = json_is_string(in) ? 1 : json_array_size(in);
@@ -68,9 +74,26 @@ ap_rc ap_wire_parse_embed_request(ap_arena_t *a, json_t *body, ap_llm_embed_req_
 json_t *ap_wire_render_embed_response(const ap_llm_embed_resp_t *resp) {
     json_t *data = json_array();
     for (int i = 0; i < resp->nvectors; i++) {
-        json_t *vec = json_array();
-        for (int j = 0; j < resp->dim; j++)
-            json_array_append_new(vec, json_real((double)resp->vectors[i][j]));
+        json_t *vec;
+        if (resp->base64) {
+            size_t n = (size_t)resp->dim * 4;
+            uint8_t *raw = ap_malloc(n ? n : 1);
+            for (int j = 0; j < resp->dim; j++) {
+                uint32_t u;
+                memcpy(&u, &resp->vectors[i][j], 4);
+                for (int k = 0; k < 4; k++) raw[j * 4 + k] = (uint8_t)(u >> (8 * k));
+            }
+            size_t elen = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+            char *enc = ap_malloc(elen);
+            sodium_bin2base64(enc, elen, raw, n, sodium_base64_VARIANT_ORIGINAL);
+            vec = json_string(enc);
+            ap_free(enc);
+            ap_free(raw);
+        } else {
+            vec = json_array();
+            for (int j = 0; j < resp->dim; j++)
+                json_array_append_new(vec, json_real((double)resp->vectors[i][j]));
+        }
         json_array_append_new(
             data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", i, "embedding", vec));
     }

@@ -45,6 +45,7 @@ static const struct {
     [AP_PERM_LLM_READ] = {"llm.read", "list LLM providers and models, and the tenant's private providers"},
     [AP_PERM_LLM_CATALOG_ADMIN] = {"llm.catalog.admin", "add, change and deactivate platform models and their prices"},
     [AP_PERM_LLM_PROVIDER_WRITE] = {"llm.provider.write", "register and delete the tenant's private LLM providers"},
+    [AP_PERM_LLM_INVOKE] = {"llm.invoke", "call models through the OpenAI/Anthropic-compatible gateway (metered)"},
 };
 
 const char *ap_perm_name(ap_perm p) {
@@ -70,6 +71,7 @@ static const bool matrix[AP_PERM_COUNT][AP_ROLE_COUNT - 1] = {
     [AP_PERM_LLM_READ] = {true, true, true, true, true, true},
     [AP_PERM_LLM_CATALOG_ADMIN] = {false, false, false, false, false, true},
     [AP_PERM_LLM_PROVIDER_WRITE] = {false, false, false, false, true, true},
+    [AP_PERM_LLM_INVOKE] = {false, false, true, true, true, true},
 };
 
 bool ap_policy_allows(ap_role r, ap_perm p) {

@@ -130,6 +130,9 @@ function validBody(route, ctx) {
     case 'user.update': return { display_name: `Changed ${n}`, status: 'disabled' };
     case 'api_key.create': return ctx.userId ? { name: `probe ${n}`, user_id: ctx.userId }
       : { name: `probe ${n}`, role: 'viewer' };
+    case 'llm.chat': return { model: 'builtin/agentprov-mini', messages: [{ role: 'user', content: `probe ${n}` }] };
+    case 'llm.messages': return { model: 'builtin/agentprov-mini', max_tokens: 20, messages: [{ role: 'user', content: `probe ${n}` }] };
+    case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -327,6 +330,14 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       if (allows(role, route.permission)) {
         assert.ok(r.status >= 200 && r.status < 300, `${what} should be allowed: ${r.status} ${r.text}`);
         counts.allowed++;
+      } else if (route.errors && route.errors !== 'problem') {
+        // the LLM gateway answers in its client protocol's error shape
+        assert.equal(r.status, 403, `${what}: ${r.text}`);
+        const msg = r.body?.error?.message || '';
+        assert.ok(msg.includes(role) && msg.includes(route.permission),
+          `${what}: the error names role and permission: ${r.text}`);
+        denied.push({ rid: r.headers.get('x-request-id'), role, reason: 'role lacks permission' });
+        counts.refused++;
       } else {
         assertProblem(r, 403, what);
         assert.equal(r.body.type, 'urn:agentprov:problem:forbidden', what);

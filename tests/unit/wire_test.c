@@ -1915,7 +1915,7 @@ static void test_embed_request(void **state) {
     static const struct {
         const char *body, *detail;
     } bad[] = {
-        {"{'model':'e','input':'x','encoding_format':'base64'}", "\"encoding_format\""},
+        {"{'model':'e','input':'x','encoding_format':'base85'}", "\"encoding_format\""},
         {"{'model':'e','input':[[1,2,3]]}", "\"input[0]\""},
         {"{'model':'e','input':[1,2]}", "\"input[0]\""},
         {"{'model':'e','input':''}", "\"input\""},
