@@ -10,7 +10,8 @@
  * 3. SIGTERM/SIGINT: stop accepting, wait for in-flight requests up to
  *    --shutdown-timeout, stop the purge job, close the store.
  * 4. A background job purges tenants deleted longer ago than
- *    --retention-days, once an hour.
+ *    --retention-days, and idempotency records older than a day, once an
+ *    hour.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +33,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "http/server.h"
+#include "http/idempotency.h"
 #include "identity/apikey.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
@@ -129,6 +131,11 @@ static void purge_once(purge_job_t *j) {
         ap_log(AP_LOG_ERROR, "tenant purge failed", "{s:s}", "detail", err.detail);
     else if (json_array_size(purged))
         ap_log(AP_LOG_INFO, "tenants purged", "{s:O}", "tenant_ids", purged);
+    int64_t removed = 0;
+    if (ap_idem_expire(j->db, AP_IDEM_TTL_MS, &removed, &err))
+        ap_log(AP_LOG_ERROR, "idempotency expiry failed", "{s:s}", "detail", err.detail);
+    else if (removed)
+        ap_log(AP_LOG_INFO, "idempotency records expired", "{s:I}", "removed", (json_int_t)removed);
     json_decref(purged);
     ap_arena_free(a);
 }

@@ -125,3 +125,18 @@ fail:
     ap_log(AP_LOG_ERROR, "idempotency record failed", "{s:s,s:s}", "request_id", r->request_id,
            "detail", err.detail);
 }
+
+ap_rc ap_idem_expire(ap_db_t *db, int64_t older_than_ms, int64_t *removed, ap_err_t *err) {
+    char cutoff[AP_TIME_LEN];
+    ap_time_format(ap_now_ms() - older_than_ms, cutoff);
+    ap_arena_t *a = ap_arena_new(1024);
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT(cutoff)};
+    ap_rc rc = ap_db_begin(db, NULL, AP_TX_WRITE, a, &tx, err);
+    if (!rc) rc = ap_tx_query(tx, "DELETE FROM idempotency_keys WHERE created_at < ?", p, 1, &rows, err);
+    if (!rc) rc = ap_tx_commit(tx, err);
+    if (!rc && removed) *removed = rows.changes;
+    ap_arena_free(a);
+    return rc;
+}
