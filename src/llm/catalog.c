@@ -455,9 +455,23 @@ static ap_rc find_model(ap_tx_t *tx, const char *tenant_id, const char *name, bo
                           "name a model as provider/model, e.g. openai/gpt-4o",
                           "the model name is empty or longer than 512 bytes");
     ap_arena_t *a = ap_tx_arena(tx);
+    /* The common spelling, a catalog id, is a primary-key lookup; only a
+     * miss pays for the search by bare or private names below (it scans
+     * the catalog).  An exact id always wins there too, so the answer is
+     * the same. */
+    ap_val_t pk[] = {AP_VTEXT(name), AP_VTEXT(tenant_id)};
+    ap_rc rc = ap_tx_query(tx,
+                           "SELECT " MODEL_COLS MODEL_FROM
+                           " WHERE m.id = ? AND (m.tenant_id IS NULL OR m.tenant_id = ?)",
+                           pk, 2, rows, err);
+    if (rc) return rc;
+    if (rows->nrows == 1) {
+        *row = 0;
+        return AP_OK;
+    }
     ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(name), AP_VTEXT(name), AP_VTEXT(tenant_id),
                     AP_VTEXT(name)};
-    ap_rc rc = ap_tx_query(tx,
+    rc = ap_tx_query(tx,
                            "SELECT " MODEL_COLS MODEL_FROM
                            " WHERE (m.tenant_id IS NULL OR m.tenant_id = ?)"
                            " AND (m.id = ? OR m.model_id = ?"
