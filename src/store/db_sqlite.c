@@ -165,10 +165,8 @@ static void release(void *impl, void *conn, bool broken) {
     pthread_mutex_unlock(&p->mu);
 }
 
-static ap_rc exec_simple(conn_t *c, const char *sql, ap_err_t *err) {
-    int rc = sqlite3_exec(c->h, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? AP_OK : map_err(c->h, rc, err);
-}
+
+static ap_rc exec_simple(conn_t *c, const char *sql, ap_err_t *err);
 
 static ap_rc begin(void *conn, const char *tenant_id, ap_tx_mode mode, ap_err_t *err) {
     (void)tenant_id;
@@ -179,10 +177,6 @@ static ap_rc commit(void *conn, ap_err_t *err) {
     return exec_simple(conn, "COMMIT", err);
 }
 
-static void rollback(void *conn) {
-    conn_t *c = conn;
-    if (!sqlite3_get_autocommit(c->h)) sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
-}
 
 static uint32_t hash_sql(const char *s) {
     uint32_t h = 2166136261u;
@@ -237,6 +231,26 @@ static ap_rc prepare(conn_t *c, const char *sql, sqlite3_stmt **st, bool *owned,
         }
     }
     return AP_OK;
+}
+
+/* BEGIN / COMMIT / ROLLBACK run on every transaction: through the
+ * statement cache they are not parsed again each time. */
+static ap_rc exec_simple(conn_t *c, const char *sql, ap_err_t *err) {
+    sqlite3_stmt *st;
+    bool owned;
+    ap_rc r = prepare(c, sql, &st, &owned, err);
+    if (r) return r;
+    int rc = sqlite3_step(st);
+    if (owned)
+        sqlite3_finalize(st);
+    else
+        sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? AP_OK : map_err(c->h, rc, err);
+}
+
+static void rollback(void *conn) {
+    conn_t *c = conn;
+    if (!sqlite3_get_autocommit(c->h)) exec_simple(c, "ROLLBACK", NULL);
 }
 
 static ap_rc query(void *conn, ap_arena_t *a, const char *sql, const ap_val_t *params,
