@@ -8,7 +8,7 @@ PKGS    := libmicrohttpd jansson sqlite3 libpq libsodium libcurl
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
                  -Wno-missing-field-initializers -Isrc -Ibuild/gen \
-                 -DAP_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 REL_CFLAGS  := $(CFLAGS_COMMON) -O2 -g -MMD -MP
@@ -19,8 +19,8 @@ LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 MIGS     := $(sort $(wildcard src/store/migrations/*.sql))
 GEN      := build/gen/migrations.c
 
-REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC)) build/rel/gen/migrations.o
-TEST_OBJ := $(patsubst src/%.c,build/asan/%.o,$(LIB_SRC)) build/asan/gen/migrations.o
+REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC)) build/rel/gen/migrations.o build/rel/gen/version.o
+TEST_OBJ := $(patsubst src/%.c,build/asan/%.o,$(LIB_SRC)) build/asan/gen/migrations.o build/asan/gen/version.o
 
 UNIT_SRC   := $(sort $(wildcard tests/unit/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
@@ -28,7 +28,7 @@ FUZZ_SRC   := $(sort $(wildcard tests/fuzz/*_fuzz.c))
 
 -include $(REL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
-.PHONY: all run test deps test-deps unit e2e bench fuzz lint clean
+.PHONY: FORCE all run test deps test-deps unit e2e bench fuzz lint clean
 
 all: agentprov
 
@@ -39,6 +39,21 @@ $(GEN): $(MIGS) scripts/embed-sql.sh
 build/rel/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -c $< -o $@
+
+# The version lives in one generated file, rewritten only when it changes,
+# so every object of a build agrees on it.
+build/gen/version.c: FORCE
+	@mkdir -p $(dir $@)
+	@v='const char ap_version[] = "$(VERSION)";'; \
+	  [ "$$(cat $@ 2>/dev/null)" = "$$v" ] || echo "$$v" >$@
+
+build/rel/gen/version.o: build/gen/version.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -c $< -o $@
+
+build/asan/gen/version.o: build/gen/version.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -c $< -o $@
 
 build/rel/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)

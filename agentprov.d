@@ -1,2 +1,3 @@
-agentprov: src/main.c src/cmd/cmd.h
+agentprov: src/main.c src/cmd/cmd.h src/core/version.h
 src/cmd/cmd.h:
+src/core/version.h:

@@ -72,4 +72,10 @@ run_case "run 4" warn
   if [ -s "$DATA/notes" ]; then echo; echo "Non-2xx responses seen:"; cat "$DATA/notes"; fi
   if [ -f bench/NOTES.md ]; then echo; cat bench/NOTES.md; fi
 } >bench/RESULTS.md
+# the gateway comparison (fake direct / agentprov / Portkey) appends its
+# "## Gateway" section; BENCH_SKIP_GATEWAY=1 leaves it out
+if [ "${BENCH_SKIP_GATEWAY:-0}" != 1 ]; then
+  echo >>bench/RESULTS.md
+  bash bench/gateway.sh >/dev/null
+fi
 cat bench/RESULTS.md

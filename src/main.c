@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/version.h"
 
 static const struct {
     const char *name;
@@ -18,7 +19,7 @@ static const struct {
     {"tenants", ap_cmd_tenants, "manage tenants through the API"},
     {"users", ap_cmd_users, "manage users through the API"},
     {"keys", ap_cmd_keys, "manage API keys through the API"},
-    {"llm", ap_cmd_llm, "list LLM models and providers through the API"},
+    {"llm", ap_cmd_llm, "list LLM models and providers, and the tenant's usage, through the API"},
 };
 
 static void usage(FILE *f) {
@@ -35,7 +36,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("agentprov %s\n", AP_VERSION);
+        printf("agentprov %s\n", ap_version);
         return 0;
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -58,6 +58,12 @@ void ap_h_llm_model_deactivate(ap_req_t *r);
 void ap_h_llm_private_create(ap_req_t *r);
 void ap_h_llm_private_list(ap_req_t *r);
 void ap_h_llm_private_delete(ap_req_t *r);
+void ap_h_llm_usage(ap_req_t *r); /* llm_usage.c */
+void ap_h_llm_config_create(ap_req_t *r); /* llm_config.c */
+void ap_h_llm_config_list(ap_req_t *r);
+void ap_h_llm_config_get(ap_req_t *r);
+void ap_h_llm_config_update(ap_req_t *r);
+void ap_h_llm_config_delete(ap_req_t *r);
 
 /* the LLM gateway (gateway.c) */
 void ap_h_gw_chat(ap_req_t *r);

@@ -16,6 +16,10 @@
  *    attempts failed.
  * 5. Errors reach clients in their own protocol's error shape, so the
  *    official SDKs raise their own error types.
+ * 6. Budgets are checked after routing and before any upstream work
+ *    (llm/budget.c): prompt estimate (characters / 4) plus max_tokens (else
+ *    the model's output limit, else 1024) at the first target's list
+ *    price.  Over budget is a 429 naming the budget, with Retry-After.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +30,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "http/server.h"
+#include "llm/budget.h"
 #include "llm/providers/builtin.h"
 #include "llm/router.h"
 #include "llm/upstream.h"
@@ -70,6 +75,58 @@ static void answer_error(ap_req_t *r, ap_wire_kind client, int status, const cha
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     ap_resp_raw(r, status, "application/json", s, strlen(s));
+}
+
+/* Checks the tenant's budgets for a call of about prompt_chars characters
+ * and max_tokens output (0: the model's limit, else 1024) on the route's
+ * first target.  Answers 429 (or the error) and returns false when the call
+ * must not run. */
+static bool within_budget(ap_req_t *r, ap_wire_kind client, const ap_llm_route_t *route,
+                          int64_t prompt_chars, int64_t max_tokens) {
+    const ap_llm_target_info_t *info = &route->info[0];
+    int64_t out_tok = max_tokens > 0 ? max_tokens : info->max_output > 0 ? info->max_output : 1024;
+    int64_t in_tok = (prompt_chars + 3) / 4;
+    double usd = info->priced ? ((double)in_tok * info->in_per_mtok +
+                                 (double)out_tok * info->out_per_mtok) / 1e6
+                              : 0;
+    ap_budget_verdict_t v;
+    ap_err_t err = {0};
+    ap_budget_limits_t lim = {.daily_usd = route->budget_daily_usd,
+                              .monthly_usd = route->budget_monthly_usd};
+    if (ap_budget_check(r->app->db, r->arena, r->principal->tenant_id, &r->actor, &lim,
+                        in_tok + out_tok, usd, &v, &err)) {
+        answer_error(r, client, 503, "service_unavailable", "cannot check the tenant's budget");
+        return false;
+    }
+    if (!v.over) return true;
+    char ra[32], msg[600];
+    snprintf(ra, sizeof ra, "%lld", (long long)v.retry_after_s);
+    ap_resp_header(r, "Retry-After", ra);
+    bool in_usd = strcmp(v.unit, "USD") == 0; /* USD to 6 significant digits, tokens whole */
+    snprintf(msg, sizeof msg,
+             "budget exceeded: %s is %.*g %s, %.*g %s spent and this call is estimated at %.*g %s;"
+             " it resets at %s",
+             v.budget, in_usd ? 6 : 15, v.limit, v.unit, in_usd ? 6 : 15, v.spent, v.unit, in_usd ? 6 : 15,
+             v.estimate, v.unit, v.resets_at);
+    answer_error(r, client, 429, "budget_exceeded", msg);
+    return false;
+}
+
+static int64_t prompt_chars(const ap_llm_req_t *req) {
+    int64_t n = 0;
+    for (int i = 0; i < req->nmsgs; i++) {
+        const ap_llm_msg_t *m = &req->msgs[i];
+        if (m->content) n += (int64_t)strlen(m->content);
+        size_t k;
+        json_t *part;
+        json_array_foreach(m->parts, k, part) {
+            const char *t = json_string_value(json_object_get(part, "text"));
+            if (t) n += (int64_t)strlen(t);
+        }
+        for (int j = 0; j < m->ntool_calls; j++)
+            if (m->tool_calls[j].arguments) n += (int64_t)strlen(m->tool_calls[j].arguments);
+    }
+    return n;
 }
 
 static void record(gw_call_t *g, const ap_llm_target_t *t, const ap_llm_target_info_t *info,
@@ -335,7 +392,8 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
     ap_buf_init(&g->explain, 4096);
     ap_buf_init(&g->out, 0);
     pthread_mutex_init(&g->mu, NULL);
-    if (ap_llm_route(r->app->db, r->arena, r->principal->tenant_id, &req, &g->route, &err)) {
+    if (ap_llm_route(r->app->db, r->arena, r->principal->tenant_id, r->app->master_key, &req,
+                     &g->route, &err)) {
         ap_buf_free(&g->explain);
         ap_buf_free(&g->out);
         pthread_mutex_destroy(&g->mu);
@@ -345,6 +403,19 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
                  err.hint);
         answer_error(r, client, status, err.rc == AP_ERR_NOT_FOUND ? "model_not_found" : err.type,
                      msg);
+        return;
+    }
+    /* the configuration's defaults, where the request has none */
+    if (!req.has_temperature && g->route.has_temperature) {
+        req.has_temperature = true;
+        req.temperature = g->route.temperature;
+    }
+    if (req.max_tokens <= 0 && g->route.max_tokens > 0) req.max_tokens = g->route.max_tokens;
+    g->req = req;
+    if (!within_budget(r, client, &g->route, prompt_chars(&req), req.max_tokens)) {
+        ap_buf_free(&g->explain);
+        ap_buf_free(&g->out);
+        pthread_mutex_destroy(&g->mu);
         return;
     }
     char id[64];
@@ -456,6 +527,9 @@ void ap_h_gw_embeddings(ap_req_t *r) {
                      err.rc == AP_ERR_NOT_FOUND ? "model_not_found" : "invalid_request_error", msg);
         return;
     }
+    int64_t chars = 0;
+    for (int i = 0; i < g->req.ninputs; i++) chars += (int64_t)strlen(g->req.inputs[i]);
+    if (!within_budget(r, AP_WIRE_OPENAI, &g->route, chars, 1)) return;
     if (g->route.info[0].builtin) {
         int dim = g->req.dimensions > 0 ? g->req.dimensions : AP_EMBED_DIM_DEFAULT;
         if (dim < AP_EMBED_DIM_MIN || dim > AP_EMBED_DIM_MAX) {

@@ -63,6 +63,18 @@ const ap_route_t ap_routes[] = {
     {"POST", "/api/v1/llm/private-providers", ap_h_llm_private_create, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_CRED, "llm.private_provider.create"},
     {"GET", "/api/v1/llm/private-providers", ap_h_llm_private_list, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.private_provider.list"},
     {"DELETE", "/api/v1/llm/private-providers/{provider_id}", ap_h_llm_private_delete, AP_PERM_LLM_PROVIDER_WRITE, AP_SCOPE_CRED, "llm.private_provider.delete"},
+    {"GET", T "/llm/usage", ap_h_llm_usage, AP_PERM_LLM_READ, AP_SCOPE_PATH, "llm.usage"},
+    {"GET", "/api/v1/llm/usage", ap_h_llm_usage, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.usage"},
+    {"POST", T "/llm/configs", ap_h_llm_config_create, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_PATH, "llm.config.create"},
+    {"GET", T "/llm/configs", ap_h_llm_config_list, AP_PERM_LLM_READ, AP_SCOPE_PATH, "llm.config.list"},
+    {"GET", T "/llm/configs/{config_id}", ap_h_llm_config_get, AP_PERM_LLM_READ, AP_SCOPE_PATH, "llm.config.get"},
+    {"PATCH", T "/llm/configs/{config_id}", ap_h_llm_config_update, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_PATH, "llm.config.update"},
+    {"DELETE", T "/llm/configs/{config_id}", ap_h_llm_config_delete, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_PATH, "llm.config.delete"},
+    {"POST", "/api/v1/llm/configs", ap_h_llm_config_create, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_CRED, "llm.config.create"},
+    {"GET", "/api/v1/llm/configs", ap_h_llm_config_list, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.config.list"},
+    {"GET", "/api/v1/llm/configs/{config_id}", ap_h_llm_config_get, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.config.get"},
+    {"PATCH", "/api/v1/llm/configs/{config_id}", ap_h_llm_config_update, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_CRED, "llm.config.update"},
+    {"DELETE", "/api/v1/llm/configs/{config_id}", ap_h_llm_config_delete, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_CRED, "llm.config.delete"},
 
     /* the LLM gateway: OpenAI- and Anthropic-compatible; errors in their shapes */
     {"POST", "/v1/chat/completions", ap_h_gw_chat, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.chat", 1},

@@ -1,6 +1,8 @@
 /*
- * llm.c - `agentprov llm models|providers …`: the LLM catalog through the
- * API (GET /api/v1/llm/models, GET /api/v1/llm/providers).
+ * llm.c - `agentprov llm models|providers|configs|usage …`: the LLM
+ * catalog, the tenant's LLM configurations and its usage through the API
+ * (GET /api/v1/llm/models, /api/v1/llm/providers, /api/v1/llm/configs,
+ * /api/v1/llm/usage).  Configurations are changed through the API.
  *
  * 1. Flags map one to one onto the query parameters; values are
  *    percent-encoded (model ids hold '/').
@@ -22,6 +24,9 @@ static int usage(FILE *f, int code) {
             "                            [--limit N] [--cursor C] [-o table|json]\n"
             "       agentprov llm providers [--include-inactive] [--limit N] [--cursor C]\n"
             "                               [-o table|json]\n"
+            "       agentprov llm configs [--limit N] [--cursor C] [-o table|json]\n"
+            "       agentprov llm usage [--group-by day|model|agent] [--since T] [--until T]\n"
+            "                           [-o table|json]\n"
             "\n"
             "  --provider P      a provider id (openai, groq, …) or a private provider's name\n"
             "  --capability C    tools, vision, reasoning, chat, embedding, edge; comma-separated\n"
@@ -33,6 +38,8 @@ static int usage(FILE *f, int code) {
             "  --id MODEL        look one model up: provider/model, or a bare model id\n"
             "  --include-inactive  deactivated models and inactive providers too\n"
             "                    (platform_admin only)\n"
+            "  --group-by G      usage summed by day (default), model or agent\n"
+            "  --since/--until T RFC 3339 instants; since inclusive, until exclusive\n"
             "\nAP_URL and AP_API_KEY select the platform and the key.\n");
     return code;
 }
@@ -87,25 +94,44 @@ static json_t *model_rows(json_t *page) {
 
 static const char *const provider_cols[] = {"id", "name", "wire_protocol", "base_url", "active",
                                             "model_count", NULL};
+static const char *const config_cols[] = {"id", "name", "is_tenant_default", "primary_model",
+                                          "fallback_model", "budget_limit_daily",
+                                          "budget_limit_monthly", NULL};
 static const char *const model_cols[] = {"id",      "mode",  "context", "in_usd_mtok",
                                          "out_usd_mtok", "capabilities", "quality", "speed",
                                          "size",    "active", NULL};
 
-int ap_cmd_llm(int argc, char **argv) {
-    if (argc < 2) return usage(stderr, 2);
-    const char *what = argv[1];
-    if (strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) return usage(stdout, 0);
-    bool models = strcmp(what, "models") == 0;
-    if (!models && strcmp(what, "providers") != 0) {
-        fprintf(stderr, "error: unknown llm command \"%s\"\n", what);
-        return usage(stderr, 2);
+static const char *const usage_cols[] = {"group", "calls", "errors", "prompt_tokens",
+                                         "completion_tokens", "cached_tokens", "cost_usd",
+                                         "unpriced_calls", NULL};
+
+/* The usage report reshaped for the table: one "group" column, then the
+ * total as a last row. */
+static json_t *usage_rows(json_t *rep) {
+    json_t *rows = json_array();
+    const char *by = json_string_value(json_object_get(rep, "group_by"));
+    const char *key = by && strcmp(by, "agent") == 0 ? "agent_id" : by ? by : "day";
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(rep, "data"), i, g) {
+        json_t *row = json_deep_copy(g);
+        json_t *k = json_object_get(g, key);
+        json_object_set_new(row, "group", json_is_string(k) ? json_copy(k) : json_string("-"));
+        json_array_append_new(rows, row);
     }
-    static const char *const model_flags[] = {"provider", "capability", "tier", "max-price",
-                                              "id",       "limit",      "cursor", NULL};
-    static const char *const provider_flags[] = {"limit", "cursor", NULL};
+    json_t *total = json_deep_copy(json_object_get(rep, "total"));
+    if (total) {
+        json_object_set_new(total, "group", json_string("total"));
+        json_array_append_new(rows, total);
+    }
+    return json_pack("{s:o,s:n}", "data", rows, "next_cursor");
+}
+
+static int usage_cmd(int argc, char **argv) {
+    static const char *const flags[] = {"group-by", "since", "until", NULL};
     ap_buf_t path;
-    ap_buf_init(&path, 8192);
-    ap_buf_puts(&path, models ? "/api/v1/llm/models" : "/api/v1/llm/providers");
+    ap_buf_init(&path, 4096);
+    ap_buf_puts(&path, "/api/v1/llm/usage");
     bool as_json = false;
     int rc = 2;
     for (int i = 2; i < argc; i++) {
@@ -123,7 +149,72 @@ int ap_cmd_llm(int argc, char **argv) {
             as_json = strcmp(fmt, "json") == 0;
             continue;
         }
-        if (strcmp(a, "--include-inactive") == 0) {
+        const char *const *f = flags;
+        while (*f && (strncmp(a, "--", 2) != 0 || strcmp(a + 2, *f) != 0)) f++;
+        if (!*f) {
+            fprintf(stderr, "error: unknown option \"%s\"\n  hint: agentprov llm --help\n", a);
+            goto out;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "error: option %s needs a value\n", a);
+            goto out;
+        }
+        add_param(&path, strcmp(*f, "group-by") == 0 ? "group_by" : *f, argv[++i]);
+    }
+    json_t *res = NULL;
+    rc = ap_client_call("GET", path.p, NULL, &res);
+    if (rc == 0 && res) {
+        if (as_json) {
+            ap_client_print(res, usage_cols, true);
+        } else {
+            json_t *t = usage_rows(res);
+            ap_client_print(t, usage_cols, false);
+            json_decref(t);
+        }
+    }
+    json_decref(res);
+out:
+    ap_buf_free(&path);
+    return rc;
+}
+
+int ap_cmd_llm(int argc, char **argv) {
+    if (argc < 2) return usage(stderr, 2);
+    const char *what = argv[1];
+    if (strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) return usage(stdout, 0);
+    if (strcmp(what, "usage") == 0) return usage_cmd(argc, argv);
+    bool models = strcmp(what, "models") == 0;
+    bool configs = strcmp(what, "configs") == 0;
+    if (!models && !configs && strcmp(what, "providers") != 0) {
+        fprintf(stderr, "error: unknown llm command \"%s\"\n", what);
+        return usage(stderr, 2);
+    }
+    static const char *const model_flags[] = {"provider", "capability", "tier", "max-price",
+                                              "id",       "limit",      "cursor", NULL};
+    static const char *const provider_flags[] = {"limit", "cursor", NULL};
+    ap_buf_t path;
+    ap_buf_init(&path, 8192);
+    ap_buf_puts(&path, models    ? "/api/v1/llm/models"
+                       : configs ? "/api/v1/llm/configs"
+                                 : "/api/v1/llm/providers");
+    bool as_json = false;
+    int rc = 2;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            ap_buf_free(&path);
+            return usage(stdout, 0);
+        }
+        if (strcmp(a, "-o") == 0) {
+            const char *fmt = i + 1 < argc ? argv[++i] : "";
+            if (strcmp(fmt, "json") != 0 && strcmp(fmt, "table") != 0) {
+                fprintf(stderr, "error: -o must be table or json, not \"%s\"\n", fmt);
+                goto out;
+            }
+            as_json = strcmp(fmt, "json") == 0;
+            continue;
+        }
+        if (strcmp(a, "--include-inactive") == 0 && !configs) {
             add_param(&path, "include_inactive", "true");
             continue;
         }
@@ -143,7 +234,7 @@ int ap_cmd_llm(int argc, char **argv) {
     rc = ap_client_call("GET", path.p, NULL, &res);
     if (rc == 0 && res) {
         if (as_json || !models) {
-            ap_client_print(res, provider_cols, as_json);
+            ap_client_print(res, configs ? config_cols : provider_cols, as_json);
         } else {
             json_t *t = model_rows(res);
             ap_client_print(t, model_cols, false);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +30,11 @@
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "core/crypto.h"
+#include "core/secret.h"
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "core/version.h"
 #include "http/server.h"
 #include "http/idempotency.h"
 #include "identity/apikey.h"
@@ -234,8 +237,15 @@ int ap_cmd_serve(int argc, char **argv) {
         parse_int("db-pool", ap_config_get(opts, "db-pool"), 1, 1024, &pool))
         return 2;
     uint64_t t0 = ap_mono_ns();
+    /* every streamed model call holds two descriptors (client, provider):
+     * take the hard limit the system allows */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     json_t *cfg = ap_config_json(opts);
-    ap_log(AP_LOG_INFO, "starting", "{s:s,s:o}", "version", AP_VERSION, "config", cfg);
+    ap_log(AP_LOG_INFO, "starting", "{s:s,s:o}", "version", ap_version, "config", cfg);
     if (ap_crypto_init()) {
         ap_log(AP_LOG_ERROR, "libsodium failed to initialise", NULL);
         return 1;
@@ -267,6 +277,14 @@ int ap_cmd_serve(int argc, char **argv) {
     if (created)
         ap_log(AP_LOG_INFO, "platform admin key created", "{s:s,s:s}", "path", keypath, "hint",
                "export AP_API_KEY=$(cat <path>) and call the API with Authorization: Bearer");
+    /* the master key of tenant secrets (BYOK keys): AP_MASTER_KEY or <data-dir>/master.key */
+    static uint8_t master_key[AP_SECRET_KEY_LEN];
+    bool master_from_file;
+    if (ap_secret_master_load(data_dir, master_key, &master_from_file, &err)) {
+        ap_cmd_print_err(&err);
+        ap_db_close(db);
+        return 1;
+    }
 
     struct ap_app app = {
         .db = db,
@@ -274,6 +292,7 @@ int ap_cmd_serve(int argc, char **argv) {
         .metrics = ap_metrics_new(ap_routes),
         .started_ms = ap_now_ms(),
         .max_body = (size_t)max_body,
+        .master_key = master_key,
     };
     if (ap_upstream_new(&app.upstream, &err) || ap_usage_writer_new(db, &app.usage, &err)) {
         ap_cmd_print_err(&err);

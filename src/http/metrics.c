@@ -10,6 +10,8 @@
  */
 #include "http/metrics.h"
 
+#include "core/version.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,5 +135,5 @@ void ap_metrics_render(ap_metrics_t *m, ap_db_t *db, int64_t started_ms, ap_buf_
                   "# HELP agentprov_start_time_seconds Start time since the epoch.\n"
                   "# TYPE agentprov_start_time_seconds gauge\n"
                   "agentprov_start_time_seconds %.3f\n",
-                  AP_VERSION, (double)started_ms / 1000.0);
+                  ap_version, (double)started_ms / 1000.0);
 }

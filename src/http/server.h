@@ -35,6 +35,7 @@ struct ap_app {
     ap_metrics_t *metrics;
     int64_t started_ms;
     size_t max_body;
+    const uint8_t *master_key; /* 32 bytes wrapping tenant secrets (core/secret.h), or NULL */
 };
 
 typedef struct {

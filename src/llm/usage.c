@@ -5,6 +5,9 @@
  *    caller's thread rather than dropped: metering is never lost.
  * 2. The writer takes the whole queue at once and writes it tenant by
  *    tenant, each in one transaction opened for that tenant.
+ * 3. The same transaction adds the batch to llm_usage_daily (tokens and
+ *    priced cost per tenant and UTC day), so a budget check reads at most
+ *    a month of daily rows instead of every call (llm/budget.c).
  */
 #include "llm/usage.h"
 
@@ -37,16 +40,64 @@ double ap_usage_cost(const ap_llm_usage_t *u, double in_per_mtok, double out_per
     return ((double)u->prompt * in_per_mtok + (double)u->completion * out_per_mtok) / 1e6;
 }
 
+#define MAX_DAYS 4
+
+typedef struct {
+    char day[11]; /* YYYY-MM-DD */
+    int64_t calls, tokens;
+    double cost; /* priced calls only */
+} day_sum_t;
+
+static ap_rc add_daily(ap_tx_t *tx, const char *tenant, const day_sum_t *d, ap_err_t *err) {
+    ap_val_t v[] = {AP_VTEXT(tenant), AP_VTEXT(d->day), AP_VINT(d->calls), AP_VINT(d->tokens),
+                    AP_VREAL(d->cost)};
+    return ap_tx_query(tx,
+                       "INSERT INTO llm_usage_daily (tenant_id, day, calls, tokens, cost_usd)"
+                       " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, day) DO UPDATE SET"
+                       " calls = llm_usage_daily.calls + excluded.calls,"
+                       " tokens = llm_usage_daily.tokens + excluded.tokens,"
+                       " cost_usd = llm_usage_daily.cost_usd + excluded.cost_usd",
+                       v, 5, NULL, err);
+}
+
+/* Adds one record to the batch's per-day sums (written when the slots are
+ * full, which needs a batch spanning more than MAX_DAYS days). */
+static ap_rc tally(ap_tx_t *tx, const char *tenant, day_sum_t *days, int *ndays,
+                   const char *created_at, const ap_usage_rec_t *r, ap_err_t *err) {
+    int d = 0;
+    while (d < *ndays && strncmp(days[d].day, created_at, 10) != 0) d++;
+    if (d == MAX_DAYS) {
+        for (int k = 0; k < *ndays; k++) {
+            ap_rc rc = add_daily(tx, tenant, &days[k], err);
+            if (rc) return rc;
+        }
+        *ndays = d = 0;
+    }
+    if (d == *ndays) {
+        memset(&days[d], 0, sizeof days[d]);
+        memcpy(days[d].day, created_at, 10);
+        (*ndays)++;
+    }
+    days[d].calls++;
+    days[d].tokens += r->tokens.prompt + r->tokens.completion;
+    if (r->priced) days[d].cost += r->cost_usd;
+    return AP_OK;
+}
+
 static void write_batch(ap_db_t *db, node_t *list) {
     while (list) {
-        /* one transaction per tenant: take this tenant's records out */
-        const char *tenant = list->rec.tenant_id;
+        /* one transaction per tenant: take this tenant's records out (a copy
+         * of the id: the first record is freed in the loop) */
+        char tenant[sizeof list->rec.tenant_id];
+        memcpy(tenant, list->rec.tenant_id, sizeof tenant);
         ap_arena_t *a = ap_arena_new(8192);
         ap_err_t err = {0};
         ap_tx_t *tx;
         ap_rc rc = ap_db_begin(db, tenant, AP_TX_WRITE, a, &tx, &err);
         node_t *rest = NULL, **rtail = &rest;
         int n = 0;
+        day_sum_t days[MAX_DAYS];
+        int ndays = 0;
         for (node_t *p = list, *next; p; p = next) {
             next = p->next;
             if (strcmp(p->rec.tenant_id, tenant) != 0) {
@@ -88,8 +139,10 @@ static void write_batch(ap_db_t *db, node_t *list) {
                                  " ?, ?)",
                                  v, 20, NULL, &err);
             n++;
+            if (!rc) rc = tally(tx, tenant, days, &ndays, p->created_at, r, &err);
             ap_free(p);
         }
+        for (int d = 0; d < ndays && !rc; d++) rc = add_daily(tx, tenant, &days[d], &err);
         if (!rc) rc = ap_tx_commit(tx, &err);
         if (rc)
             ap_log(AP_LOG_ERROR, "usage not recorded", "{s:s,s:i,s:s}", "tenant_id", tenant, "records", n,

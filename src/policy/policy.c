@@ -9,7 +9,9 @@
  *    key list is a map of who can get in.
  * 3. Every role reads the LLM catalog (llm.read); only platform_admin
  *    changes it (llm.catalog.admin); tenant_admin registers the tenant's
- *    private providers (llm.provider.write).
+ *    private providers (llm.provider.write) and its LLM configurations
+ *    (llm.config.write; every role reads them with llm.read: they hold
+ *    budgets and model choices, no secret).
  */
 #include "policy/policy.h"
 
@@ -42,10 +44,11 @@ static const struct {
     [AP_PERM_KEY_READ] = {"key.read", "list API keys (metadata only; never the secret)"},
     [AP_PERM_KEY_WRITE] = {"key.write", "create and revoke API keys"},
     [AP_PERM_AUDIT_READ] = {"audit.read", "read, verify and export the audit log"},
-    [AP_PERM_LLM_READ] = {"llm.read", "list LLM providers and models, and the tenant's private providers"},
+    [AP_PERM_LLM_READ] = {"llm.read", "list LLM providers and models, the tenant's private providers and LLM configurations, and read its LLM usage"},
     [AP_PERM_LLM_CATALOG_ADMIN] = {"llm.catalog.admin", "add, change and deactivate platform models and their prices"},
     [AP_PERM_LLM_PROVIDER_WRITE] = {"llm.provider.write", "register and delete the tenant's private LLM providers"},
     [AP_PERM_LLM_INVOKE] = {"llm.invoke", "call models through the OpenAI/Anthropic-compatible gateway (metered)"},
+    [AP_PERM_LLM_CONFIG_WRITE] = {"llm.config.write", "create, change and delete the tenant's LLM configurations (models, defaults, budgets)"},
 };
 
 const char *ap_perm_name(ap_perm p) {
@@ -72,6 +75,7 @@ static const bool matrix[AP_PERM_COUNT][AP_ROLE_COUNT - 1] = {
     [AP_PERM_LLM_CATALOG_ADMIN] = {false, false, false, false, false, true},
     [AP_PERM_LLM_PROVIDER_WRITE] = {false, false, false, false, true, true},
     [AP_PERM_LLM_INVOKE] = {false, false, true, true, true, true},
+    [AP_PERM_LLM_CONFIG_WRITE] = {false, false, false, false, true, true},
 };
 
 bool ap_policy_allows(ap_role r, ap_perm p) {

@@ -36,6 +36,7 @@ typedef enum {
     AP_PERM_LLM_CATALOG_ADMIN,  /* add, change, deactivate platform models and prices */
     AP_PERM_LLM_PROVIDER_WRITE, /* register and delete the tenant's private providers */
     AP_PERM_LLM_INVOKE,         /* call models through the gateway (it costs money) */
+    AP_PERM_LLM_CONFIG_WRITE,   /* create, change, delete the tenant's LLM configurations */
     AP_PERM_COUNT
 } ap_perm;
 

@@ -227,7 +227,12 @@ before(async () => {
   assertResponse(u, 'POST', '/api/v1/users');
   const keys = await srv.request('GET', '/api/v1/api-keys', { key: t.keys.tenant_admin });
   assert.equal(keys.status, 200, keys.text);
-  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id };
+  const cfg = await srv.request('POST', '/api/v1/llm/configs', {
+    key: t.keys.tenant_admin, body: { name: 'spec-config', primary_model: 'builtin/agentprov-mini', temperature: 0.5 },
+  });
+  assert.equal(cfg.status, 201, cfg.text);
+  assertResponse(cfg, 'POST', '/api/v1/llm/configs');
+  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id };
 });
 after(async () => { await srv?.stop(); });
 

@@ -91,6 +91,11 @@ before(async () => {
   });
   assert.equal(bp.status, 201, bp.text);
   B.provider = bp.body;
+  const bc = await srv.request('POST', `/api/v1/tenants/${B.id}/llm/configs`, {
+    body: { name: 'bravo-config', primary_model: 'builtin/agentprov-mini', budget_limit_daily: 7 },
+  });
+  assert.equal(bc.status, 201, bc.text);
+  B.config = bc.body;
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
@@ -101,8 +106,14 @@ after(async () => { await srv.stop(); });
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
-    B.provider.id, B.provider.name]
+    B.provider.id, B.provider.name, B.config.id, B.config.name]
     .filter(Boolean);
+}
+
+async function mkConfig(tid) {
+  const c = await srv.request('POST', `/api/v1/tenants/${tid}/llm/configs`, { body: { name: `own-cfg-${++seq}` } });
+  assert.equal(c.status, 201, c.text);
+  return c.body;
 }
 
 async function mkProvider(tid) {
@@ -133,6 +144,8 @@ function validBody(route, ctx) {
     case 'llm.chat': return { model: 'builtin/agentprov-mini', messages: [{ role: 'user', content: `probe ${n}` }] };
     case 'llm.messages': return { model: 'builtin/agentprov-mini', max_tokens: 20, messages: [{ role: 'user', content: `probe ${n}` }] };
     case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
+    case 'llm.config.create': return { name: `probe-cfg-${n}`, temperature: 0.5 };
+    case 'llm.config.update': return { temperature: 1.5 };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -173,6 +186,7 @@ async function snapshotB() {
     keys: keys.map((k) => (readers.has(k.id) ? { ...k, last_used_at: 'ignored' } : k)),
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
+    configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
   };
 }
 
@@ -217,7 +231,7 @@ test('hand-written expectations hold against the server', async () => {
 test('cross-tenant: every canonical route with B\'s ids answers 404 to every role of A, and B is untouched', async () => {
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
-  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id };
+  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -234,6 +248,7 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       // exactly the answer for a tenant that does not exist
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
+        config_id: randomUUID(),
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -266,14 +281,14 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id });
-      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID() });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id });
+      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID() });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -288,7 +303,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -322,7 +337,8 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
         ? await mkUser(A.id, `own${++seq}@alpha-iso.example`, 'Own') : A.user;
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id });
+      const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}),
       });

@@ -699,13 +699,13 @@ static void test_policy_matrix(void **state) {
         ap_role role;
         bool allow[AP_PERM_COUNT];
     } rows[] = {
-        /* none  t.rd  t.adm u.rd  u.wr  k.rd  k.wr  audit llm.rd llm.cat llm.prov llm.inv */
-        {AP_ROLE_VIEWER, {true, true, false, true, false, false, false, false, true, false, false, false}},
-        {AP_ROLE_AUDITOR, {true, true, false, true, false, false, false, true, true, false, false, false}},
-        {AP_ROLE_OPERATOR, {true, true, false, true, false, false, false, false, true, false, false, true}},
-        {AP_ROLE_PROJECT_ADMIN, {true, true, false, true, false, false, false, false, true, false, false, true}},
-        {AP_ROLE_TENANT_ADMIN, {true, true, false, true, true, true, true, true, true, false, true, true}},
-        {AP_ROLE_PLATFORM_ADMIN, {true, true, true, true, true, true, true, true, true, true, true, true}},
+        /* none  t.rd  t.adm u.rd  u.wr  k.rd  k.wr  audit llm.rd llm.cat llm.prov llm.inv llm.cfg */
+        {AP_ROLE_VIEWER, {true, true, false, true, false, false, false, false, true, false, false, false, false}},
+        {AP_ROLE_AUDITOR, {true, true, false, true, false, false, false, true, true, false, false, false, false}},
+        {AP_ROLE_OPERATOR, {true, true, false, true, false, false, false, false, true, false, false, true, false}},
+        {AP_ROLE_PROJECT_ADMIN, {true, true, false, true, false, false, false, false, true, false, false, true, false}},
+        {AP_ROLE_TENANT_ADMIN, {true, true, false, true, true, true, true, true, true, false, true, true, true}},
+        {AP_ROLE_PLATFORM_ADMIN, {true, true, true, true, true, true, true, true, true, true, true, true, true}},
     };
     assert_int_equal(sizeof rows / sizeof *rows, AP_ROLE_COUNT - 1);
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
