@@ -1,3 +1,0 @@
-agentprov: src/main.c src/cmd/cmd.h src/core/version.h
-src/cmd/cmd.h:
-src/core/version.h:
