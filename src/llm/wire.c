@@ -205,6 +205,24 @@ bool wire_tool_name_ok(const char *s) {
     return n >= 1 && n <= 64;
 }
 
+ap_rc wire_set_tool(ap_arena_t *a, ap_llm_req_t *req, size_t i, const char *path,
+                    const char *name, const char *description, json_t *parameters,
+                    ap_err_t *err) {
+    char fb[256];
+    if (!wire_tool_name_ok(name))
+        return wire_err_value(err, wire_path(fb, sizeof fb, path, "name"),
+                              "use 1 to 64 letters, digits, _ or -", "is \"%.64s\"", name);
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(req->tools[j].name, name))
+            return wire_err_value(err, wire_path(fb, sizeof fb, path, "name"),
+                                  "give every tool its own name", "\"%.64s\" is defined twice",
+                                  name);
+    req->tools[i].name = wire_dup(a, name);
+    req->tools[i].description = wire_dup(a, description);
+    req->tools[i].parameters = ap_llm_json_keep(a, parameters);
+    return AP_OK;
+}
+
 /* ---- strings and JSON -------------------------------------------------- */
 
 char *wire_dup(ap_arena_t *a, const char *s) {

@@ -211,18 +211,9 @@ static ap_rc parse_tools(ap_arena_t *a, json_t *tools, ap_llm_req_t *req, ap_err
                                   "is \"%.40s\"; server tools are not supported", type);
         ap_rc rc = wire_check(t, f, path, err);
         if (rc) return rc;
-        const char *name = wire_str(t, "name");
-        if (!wire_tool_name_ok(name))
-            return wire_err_value(err, wire_path(fb, sizeof fb, path, "name"),
-                                  "use 1 to 64 letters, digits, _ or -", "is \"%.64s\"", name);
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(req->tools[j].name, name))
-                return wire_err_value(err, wire_path(fb, sizeof fb, path, "name"),
-                                      "give every tool its own name", "\"%.64s\" is defined twice",
-                                      name);
-        req->tools[i].name = wire_dup(a, name);
-        req->tools[i].description = wire_dup(a, wire_str(t, "description"));
-        req->tools[i].parameters = ap_llm_json_keep(a, json_object_get(t, "input_schema"));
+        rc = wire_set_tool(a, req, i, path, wire_str(t, "name"), wire_str(t, "description"),
+                           json_object_get(t, "input_schema"), err);
+        if (rc) return rc;
     }
     req->ntools = (int)n;
     return AP_OK;

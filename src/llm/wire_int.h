@@ -61,6 +61,11 @@ ap_rc wire_stop(ap_arena_t *a, json_t *v, const char *field, int max, ap_llm_req
                 ap_err_t *err);
 /* Valid tool/function names: [A-Za-z0-9_-]{1,64} (shared by the three APIs). */
 bool wire_tool_name_ok(const char *s);
+/* Checks tool i's name (valid, not a repeat of tools 0..i-1; errors name
+ * field "<path>.name") and fills req->tools[i]. */
+ap_rc wire_set_tool(ap_arena_t *a, ap_llm_req_t *req, size_t i, const char *path,
+                    const char *name, const char *description, json_t *parameters,
+                    ap_err_t *err);
 
 /* ---- strings and JSON ---- */
 

@@ -224,19 +224,9 @@ static ap_rc parse_tools(ap_arena_t *a, json_t *tools, ap_llm_req_t *req, ap_err
         json_t *fn = json_object_get(t, "function");
         wire_path(fb, sizeof fb, path, "function");
         if ((rc = wire_check(fn, fn_fields, fb, err))) return rc;
-        const char *name = wire_str(fn, "name");
-        char fb2[192];
-        if (!wire_tool_name_ok(name))
-            return wire_err_value(err, wire_path(fb2, sizeof fb2, fb, "name"),
-                                  "use 1 to 64 letters, digits, _ or -", "is \"%.64s\"", name);
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(req->tools[j].name, name))
-                return wire_err_value(err, wire_path(fb2, sizeof fb2, fb, "name"),
-                                      "give every tool its own name", "\"%.64s\" is defined twice",
-                                      name);
-        req->tools[i].name = wire_dup(a, name);
-        req->tools[i].description = wire_dup(a, wire_str(fn, "description"));
-        req->tools[i].parameters = ap_llm_json_keep(a, wire_get(fn, "parameters"));
+        rc = wire_set_tool(a, req, i, fb, wire_str(fn, "name"), wire_str(fn, "description"),
+                           wire_get(fn, "parameters"), err);
+        if (rc) return rc;
     }
     req->ntools = (int)n;
     return AP_OK;
