@@ -27,12 +27,14 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/crypto.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/server.h"
 #include "llm/budget.h"
 #include "llm/providers/builtin.h"
 #include "llm/router.h"
+#include "llm/breaker.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
 #include "llm/wire.h"
@@ -62,6 +64,8 @@ typedef struct {
     bool stream_failed;
     const char *fwd[8]; /* client headers forwarded to providers (AP_FORWARD_HEADERS) */
     int nfwd;
+    int retries;     /* retries of the current target so far */
+    int delay_ms;    /* backoff before the next submission */
     /* the running upstream job, for cancellation */
     pthread_mutex_t mu;
     ap_upstream_job_t *job;
@@ -166,15 +170,47 @@ static void note_failure(gw_call_t *g, const ap_llm_error_t *lerr) {
 }
 
 /* A failed attempt: next target, or the error to the client. */
+/* Retries of one target: at most AP_RETRY_MAX (default 2), after
+ * AP_RETRY_BASE_MS (default 100) × 2^n with ±50 % jitter, or after the
+ * provider's Retry-After when it asks for at most 5 s; longer waits go to
+ * the next target instead. */
+static int retry_max(void) {
+    const char *v = getenv("AP_RETRY_MAX");
+    return v && *v ? atoi(v) : 2;
+}
+
+static int backoff_ms(int n, const ap_llm_error_t *lerr) {
+    if (lerr->retry_after_ms > 0) return lerr->retry_after_ms <= 5000 ? (int)lerr->retry_after_ms : -1;
+    const char *v = getenv("AP_RETRY_BASE_MS");
+    int base = v && *v ? atoi(v) : 100;
+    double jitter = 0.5 + (double)(ap_random_u32() % 1000) / 1000.0;
+    return (int)((double)(base << n) * jitter);
+}
+
 static void attempt_failed(gw_call_t *g, const ap_llm_error_t *lerr) {
     note_failure(g, lerr);
     ap_llm_usage_t none = {0};
-    record(g, &g->route.targets[g->attempt], &g->route.info[g->attempt], &none, "error",
-           lerr->kind);
-    bool more = g->attempt + 1 < g->route.ntargets && ap_llm_err_retryable(lerr->kind) &&
-                !g->client_gone;
+    const ap_llm_target_info_t *info = &g->route.info[g->attempt];
+    record(g, &g->route.targets[g->attempt], info, &none, "error", lerr->kind);
+    bool retryable = ap_llm_err_retryable(lerr->kind) && !g->client_gone;
+    bool circuit_open = strcmp(lerr->message, "circuit open") == 0;
+    if (retryable && !circuit_open)
+        ap_breaker_report(g->app->breaker, info->catalog_id, false,
+                          (int64_t)(ap_mono_ns() / 1000000));
+    if (retryable && !circuit_open && g->retries < retry_max()) {
+        int delay = backoff_ms(g->retries, lerr);
+        if (delay >= 0) {
+            g->retries++;
+            g->delay_ms = delay;
+            start_attempt(g);
+            return;
+        }
+    }
+    bool more = g->attempt + 1 < g->route.ntargets && retryable;
     if (more) {
         g->attempt++;
+        g->retries = 0;
+        g->delay_ms = 0;
         start_attempt(g);
         return;
     }
@@ -262,6 +298,8 @@ static void on_done(void *ud, int status, const char *retry_after, const char *b
         if (lerr.kind == AP_LLM_OK) {
             ap_llm_encoder_finish(g->enc, &g->usage, &g->out);
             record(g, t, info, &g->usage, "success", AP_LLM_OK);
+            ap_breaker_report(g->app->breaker, info->catalog_id, true,
+                              (int64_t)(ap_mono_ns() / 1000000));
         } else {
             ap_llm_encoder_error(g->enc, &lerr, &g->out);
             note_failure(g, &lerr);
@@ -283,6 +321,7 @@ static void on_done(void *ud, int status, const char *retry_after, const char *b
     if (!resp.model) resp.model = t->model;
     served_header(g);
     record(g, t, info, &resp.usage, "success", AP_LLM_OK);
+    ap_breaker_report(g->app->breaker, info->catalog_id, true, (int64_t)(ap_mono_ns() / 1000000));
     ap_resp_json(g->r, 200, ap_wire_render_response(g->client, &resp));
     ap_req_async_answer(g->r);
     finish_call(g);
@@ -334,6 +373,14 @@ static void start_attempt(gw_call_t *g) {
         finish_call(g);
         return;
     }
+    if (!ap_breaker_allow(g->app->breaker, g->route.info[g->attempt].catalog_id,
+                          (int64_t)(ap_mono_ns() / 1000000))) {
+        /* the provider model failed repeatedly: do not wait on it */
+        ap_llm_error_t lerr = {.kind = AP_LLM_OVERLOADED};
+        snprintf(lerr.message, sizeof lerr.message, "circuit open");
+        attempt_failed(g, &lerr);
+        return;
+    }
     ap_err_t err = {0};
     ap_http_call_t call;
     g->req.model = t->model;
@@ -347,7 +394,9 @@ static void start_attempt(gw_call_t *g) {
         call.headers[call.nheaders++] = g->fwd[i];
     if (g->req.stream) g->dec = ap_llm_decoder_new(g->a, g->route.info[g->attempt].wire);
     ap_upstream_cb_t cb = {.on_data = g->req.stream ? on_data : NULL, .on_done = on_done, .ud = g};
-    ap_upstream_limits_t lim = {.timeout_ms = 600000, .first_byte_ms = 120000};
+    ap_upstream_limits_t lim = {.timeout_ms = 600000, .first_byte_ms = 120000,
+                                .delay_ms = g->delay_ms};
+    g->delay_ms = 0;
     pthread_mutex_lock(&g->mu);
     ap_upstream_submit(g->app->upstream, &call, &lim, &cb, &g->job, &err);
     pthread_mutex_unlock(&g->mu);

@@ -38,6 +38,7 @@
 #include "http/server.h"
 #include "http/idempotency.h"
 #include "identity/apikey.h"
+#include "llm/breaker.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
 #include "store/migrate.h"
@@ -294,9 +295,12 @@ int ap_cmd_serve(int argc, char **argv) {
         .max_body = (size_t)max_body,
         .master_key = master_key,
     };
+    const char *bt = getenv("AP_BREAKER_THRESHOLD"), *bo = getenv("AP_BREAKER_OPEN_MS");
+    app.breaker = ap_breaker_new(bt ? atoi(bt) : 0, bo ? atoll(bo) : 0);
     if (ap_upstream_new(&app.upstream, &err) || ap_usage_writer_new(db, &app.usage, &err)) {
         ap_cmd_print_err(&err);
         ap_upstream_free(app.upstream);
+        ap_breaker_free(app.breaker);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         return 1;
@@ -307,6 +311,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_cmd_print_err(&err);
         ap_upstream_free(app.upstream);
         ap_usage_writer_free(app.usage);
+        ap_breaker_free(app.breaker);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         return 1;
@@ -336,6 +341,7 @@ int ap_cmd_serve(int argc, char **argv) {
     if (!drained) ap_server_drain(srv, 2000);
     ap_server_stop(srv);
     ap_usage_writer_free(app.usage); /* flushes the last records */
+    ap_breaker_free(app.breaker);
     pthread_mutex_lock(&job.mu);
     job.stop = true;
     pthread_cond_signal(&job.cv);

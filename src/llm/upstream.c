@@ -22,6 +22,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/time.h"
 
 struct ap_upstream_job {
     struct ap_upstream_job *next; /* queue link, then active list */
@@ -38,6 +39,7 @@ struct ap_upstream_job {
     _Atomic bool cancelled;
     bool too_large;
     bool got_byte;
+    int64_t start_at; /* monotonic ms; delayed start (retry backoff) */
 };
 
 struct ap_upstream {
@@ -46,6 +48,7 @@ struct ap_upstream {
     pthread_mutex_t mu;
     ap_upstream_job_t *queue;  /* submitted, not yet added (LIFO) */
     ap_upstream_job_t *running; /* loop thread only */
+    ap_upstream_job_t *delayed; /* loop thread only: waiting for start_at */
     bool stop;
     _Atomic int active;
 };
@@ -191,11 +194,30 @@ static void *loop(void *arg) {
             rev = q;
             q = n;
         }
+        int64_t now = (int64_t)(ap_mono_ns() / 1000000);
         while (rev) {
             ap_upstream_job_t *n = rev->next;
             if (stop) atomic_store(&rev->cancelled, true);
-            start(u, rev);
+            if (!stop && rev->start_at > now) { /* not due yet: wait in the delayed list */
+                rev->next = u->delayed;
+                u->delayed = rev;
+            } else {
+                start(u, rev);
+            }
             rev = n;
+        }
+        /* due (or cancelled, or shutting down) delayed jobs start now */
+        int poll_ms = 200;
+        for (ap_upstream_job_t **pp = &u->delayed; *pp;) {
+            ap_upstream_job_t *j = *pp;
+            if (stop || j->start_at <= now || atomic_load(&j->cancelled)) {
+                *pp = j->next;
+                if (stop) atomic_store(&j->cancelled, true);
+                start(u, j);
+            } else {
+                if (j->start_at - now < poll_ms) poll_ms = (int)(j->start_at - now);
+                pp = &j->next;
+            }
         }
         if (stop) {
             while (u->running) {
@@ -216,7 +238,7 @@ static void *loop(void *arg) {
         }
         /* cancelled jobs: the progress callback aborts them within a second;
          * wake-ups make it sooner */
-        curl_multi_poll(u->multi, NULL, 0, 200, NULL);
+        curl_multi_poll(u->multi, NULL, 0, poll_ms > 0 ? poll_ms : 1, NULL);
     }
 }
 
@@ -267,6 +289,7 @@ ap_rc ap_upstream_submit(ap_upstream_t *u, const ap_http_call_t *call,
     j->headers = curl_slist_append(j->headers, "Expect:"); /* no 100-continue round trip */
     j->cb = *cb;
     if (lim) j->lim = *lim;
+    if (j->lim.delay_ms > 0) j->start_at = (int64_t)(ap_mono_ns() / 1000000) + j->lim.delay_ms;
     ap_buf_init(&j->reply, j->lim.max_body ? j->lim.max_body : (16u << 20));
     if (job) *job = j;
     pthread_mutex_lock(&u->mu);

@@ -36,6 +36,7 @@ typedef struct {
     int timeout_ms;       /* whole call; 0 = 600 s */
     int first_byte_ms;    /* until the first byte; 0 = no separate bound */
     size_t max_body;      /* non-streamed replies; 0 = 16 MiB */
+    int delay_ms;         /* start no sooner than this (retry backoff); 0 = now */
 } ap_upstream_limits_t;
 
 ap_rc ap_upstream_new(ap_upstream_t **out, ap_err_t *err);

@@ -1,0 +1,80 @@
+// Retries with backoff (honouring Retry-After) on the same target, and the
+// per-model circuit breaker, through the gateway against the fake upstream.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import OpenAI from 'openai';
+import { startServer, tenantWithKeys } from './lib/server.mjs';
+import { startFake } from './lib/fake.mjs';
+
+let srv, fake, oai;
+
+before(async () => {
+  fake = await startFake();
+  srv = await startServer({
+    env: {
+      AP_PROVIDER_OPENAI_BASE_URL: `${fake.url}/v1`,
+      AP_PROVIDER_OPENAI_API_KEY: 'sk-resilience-test',
+      AP_FORWARD_HEADERS: 'x-fake-',
+      AP_BREAKER_THRESHOLD: '3',
+      AP_BREAKER_OPEN_MS: '1500',
+      AP_RETRY_BASE_MS: '20',
+    },
+  });
+  const t = await tenantWithKeys(srv, 'Resilient');
+  oai = new OpenAI({ apiKey: t.keys.operator, baseURL: `${srv.url}/v1`, maxRetries: 0 });
+});
+after(async () => { await srv.stop(); await fake.stop(); });
+
+const chatCalls = async () => (await (await fetch(`${fake.url}/_fake/stats`)).json()).paths['/v1/chat/completions'] ?? 0;
+const ask = (model, headers = {}) => oai.chat.completions
+  .create({ model, messages: [{ role: 'user', content: 'resilience' }] }, { headers }).withResponse();
+
+test('a failing provider call is retried on the same model and then succeeds', async () => {
+  const key = randomBytes(6).toString('hex');
+  const before0 = await chatCalls();
+  const { data, response } = await ask('openai/gpt-4o-mini', { 'x-fake-fail-first': '2', 'x-fake-key': key, 'x-fake-status': '503' });
+  assert.match(data.choices[0].message.content, /resilience/);
+  const route = response.headers.get('x-agentprov-route');
+  assert.match(route, /^served by openai\/gpt-4o-mini/);
+  assert.equal(route.match(/failed openai\/gpt-4o-mini: overloaded/g).length, 2, route);
+  assert.equal(await chatCalls() - before0, 3, 'two retries, then the answer');
+});
+
+test('Retry-After is honoured when short, and passed on when long', async () => {
+  const key = randomBytes(6).toString('hex');
+  const t0 = Date.now();
+  const { data } = await ask('openai/gpt-4o-mini', { 'x-fake-fail-first': '1', 'x-fake-key': key, 'x-fake-status': '429', 'x-fake-retry-after': '1' });
+  assert.ok(data.choices[0].message.content);
+  assert.ok(Date.now() - t0 >= 900, `waited ${Date.now() - t0} ms`);
+  const before0 = await chatCalls();
+  await assert.rejects(ask('openai/gpt-4o-mini', { 'x-fake-status': '429', 'x-fake-retry-after': '30' }),
+    (e) => e instanceof OpenAI.RateLimitError && e.headers.get('retry-after') === '30');
+  assert.equal(await chatCalls() - before0, 1, 'a 30 s Retry-After is not waited for');
+});
+
+test('client errors are not retried', async () => {
+  const before0 = await chatCalls();
+  await assert.rejects(ask('openai/gpt-4o', { 'x-fake-status': '400' }), OpenAI.APIError);
+  assert.equal(await chatCalls() - before0, 1);
+});
+
+test('the circuit opens after repeated failures, refuses at once, and closes after a good probe', async () => {
+  const model = 'openai/gpt-4.1-mini';
+  // 3 consecutive failures (1 call + 2 retries) open it
+  await assert.rejects(ask(model, { 'x-fake-status': '500' }), OpenAI.APIError);
+  const before0 = await chatCalls();
+  const t0 = Date.now();
+  await assert.rejects(ask(model), (e) => e instanceof OpenAI.APIError && /circuit open/.test(e.message));
+  assert.ok(Date.now() - t0 < 1000, 'refused without waiting');
+  assert.equal(await chatCalls() - before0, 0, 'no request reached the provider while open');
+  // other models are not affected
+  const other = await ask('openai/gpt-4o-mini');
+  assert.ok(other.data.choices[0].message.content);
+  // after the open period one probe goes through; its success closes the circuit
+  await new Promise((r) => setTimeout(r, 1600));
+  const probe = await ask(model);
+  assert.ok(probe.data.choices[0].message.content);
+  const again = await ask(model);
+  assert.ok(again.data.choices[0].message.content);
+});
