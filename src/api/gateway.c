@@ -81,6 +81,15 @@ static void answer_error(ap_req_t *r, ap_wire_kind client, int status, const cha
     ap_resp_raw(r, status, "application/json", s, strlen(s));
 }
 
+/* The same for an ap_err_t: "msg: detail; hint". */
+static void answer_err(ap_req_t *r, ap_wire_kind client, int status, const char *code,
+                       const ap_err_t *err) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s: %s%s%s", err->msg, err->detail, err->hint[0] ? "; " : "",
+             err->hint);
+    answer_error(r, client, status, code, msg);
+}
+
 /* Checks the tenant's budgets for a call of about prompt_chars characters
  * and max_tokens output (0: the model's limit, else 1024) on the route's
  * first target.  Answers 429 (or the error) and returns false when the call
@@ -155,10 +164,15 @@ static void record(gw_call_t *g, const ap_llm_target_t *t, const ap_llm_target_i
     ap_usage_record(g->app->usage, &rec);
 }
 
-static void finish_call(gw_call_t *g) {
+/* Releases what a call holds outside the request arena. */
+static void gw_locals_free(gw_call_t *g) {
     ap_buf_free(&g->explain);
     ap_buf_free(&g->out);
     pthread_mutex_destroy(&g->mu);
+}
+
+static void finish_call(gw_call_t *g) {
+    gw_locals_free(g);
     ap_req_t *r = g->r;
     ap_req_async_release(r); /* may free r and its arena (and g with it) */
 }
@@ -423,10 +437,7 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
     ap_llm_json_keep(r->arena, body);
     json_decref(body);
     if (rc) {
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s: %s%s%s", err.msg, err.detail, err.hint[0] ? "; " : "",
-                 err.hint);
-        answer_error(r, client, 400, "invalid_request_error", msg);
+        answer_err(r, client, 400, "invalid_request_error", &err);
         return;
     }
     gw_call_t *g = ap_arena_calloc(r->arena, sizeof *g);
@@ -443,15 +454,9 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
     pthread_mutex_init(&g->mu, NULL);
     if (ap_llm_route(r->app->db, r->arena, r->principal->tenant_id, r->app->master_key, &req,
                      &g->route, &err)) {
-        ap_buf_free(&g->explain);
-        ap_buf_free(&g->out);
-        pthread_mutex_destroy(&g->mu);
-        int status = ap_rc_status(err.rc, err.type);
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s: %s%s%s", err.msg, err.detail, err.hint[0] ? "; " : "",
-                 err.hint);
-        answer_error(r, client, status, err.rc == AP_ERR_NOT_FOUND ? "model_not_found" : err.type,
-                     msg);
+        gw_locals_free(g);
+        answer_err(r, client, ap_rc_status(err.rc, err.type),
+                   err.rc == AP_ERR_NOT_FOUND ? "model_not_found" : err.type, &err);
         return;
     }
     /* the configuration's defaults, where the request has none */
@@ -462,9 +467,7 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
     if (req.max_tokens <= 0 && g->route.max_tokens > 0) req.max_tokens = g->route.max_tokens;
     g->req = req;
     if (!within_budget(r, client, &g->route, prompt_chars(&req), req.max_tokens)) {
-        ap_buf_free(&g->explain);
-        ap_buf_free(&g->out);
-        pthread_mutex_destroy(&g->mu);
+        gw_locals_free(g);
         return;
     }
     char id[64];
@@ -475,9 +478,7 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
     if (g->route.info[0].builtin) {
         bool ok = run_builtin(g);
         if (!ok) answer_error(r, client, 500, "internal_error", "the builtin model failed");
-        ap_buf_free(&g->explain);
-        ap_buf_free(&g->out);
-        pthread_mutex_destroy(&g->mu);
+        gw_locals_free(g);
         return;
     }
     ap_req_async_begin(r, on_gone, g);
@@ -569,11 +570,8 @@ void ap_h_gw_embeddings(ap_req_t *r) {
     if (!rc) rc = ap_llm_route_embed(r->app->db, r->arena, r->principal->tenant_id, g->req.model,
                                      &g->route, &err);
     if (rc) {
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s: %s%s%s", err.msg, err.detail, err.hint[0] ? "; " : "",
-                 err.hint);
-        answer_error(r, AP_WIRE_OPENAI, ap_rc_status(err.rc, err.type),
-                     err.rc == AP_ERR_NOT_FOUND ? "model_not_found" : "invalid_request_error", msg);
+        answer_err(r, AP_WIRE_OPENAI, ap_rc_status(err.rc, err.type),
+                   err.rc == AP_ERR_NOT_FOUND ? "model_not_found" : "invalid_request_error", &err);
         return;
     }
     int64_t chars = 0;

@@ -24,12 +24,17 @@
 #include "core/secret.h"
 #include "llm/config.h"
 
+/* "AP_PROVIDER_<ID>_<WHAT>": the id upper-cased, other characters as '_'. */
+static void provider_var(char *name, size_t cap, const char *provider, const char *what) {
+    size_t n = (size_t)snprintf(name, cap, "AP_PROVIDER_");
+    for (const char *p = provider; *p && n + 1 < cap; p++)
+        name[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    snprintf(name + n, cap - n, "_%s", what);
+}
+
 static const char *provider_env(ap_arena_t *a, const char *provider, const char *what) {
     char name[160];
-    size_t n = (size_t)snprintf(name, sizeof name, "AP_PROVIDER_");
-    for (const char *p = provider; *p && n + 1 < sizeof name; p++)
-        name[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-    snprintf(name + n, sizeof name - n, "_%s", what);
+    provider_var(name, sizeof name, provider, what);
     const char *v = getenv(name);
     return v && *v ? ap_arena_strdup(a, v) : NULL;
 }
@@ -84,10 +89,7 @@ static ap_rc add_target(ap_tx_t *tx, ap_arena_t *a, const char *tenant_id, const
         if (b) base = b;
         if (!key && !is_local(base)) {
             char var[160];
-            size_t n = (size_t)snprintf(var, sizeof var, "AP_PROVIDER_");
-            for (const char *p = e.provider_id; *p && n + 1 < sizeof var; p++)
-                var[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-            snprintf(var + n, sizeof var - n, "_API_KEY");
+            provider_var(var, sizeof var, e.provider_id, "API_KEY");
             return ap_err_set(err, AP_ERR_UNAVAILABLE, "provider-not-configured",
                               "provider has no API key",
                               "set the key in the environment of agentprov, or pick another model",

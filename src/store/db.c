@@ -67,8 +67,7 @@ void ap_db_stats(ap_db_t *db, ap_db_stats_t *out) {
     db->be->stats(db->impl, out);
 }
 
-static void tx_finish(ap_tx_t *tx, bool commit_ok) {
-    (void)commit_ok;
+static void tx_finish(ap_tx_t *tx) {
     if (tx->conn) {
         tx->db->be->release(tx->db->impl, tx->conn, tx->broken);
         tx->conn = NULL;
@@ -108,7 +107,7 @@ ap_rc ap_tx_commit(ap_tx_t *tx, ap_err_t *err) {
         return ap_err_set(err, AP_ERR_INTERNAL, NULL, "transaction already finished", NULL, NULL);
     if (tx->failed) {
         tx->db->be->rollback(tx->conn);
-        tx_finish(tx, false);
+        tx_finish(tx);
         return ap_err_set(err, AP_ERR_IO, NULL, "transaction rolled back after a failed statement",
                           "retry the request", NULL);
     }
@@ -117,14 +116,14 @@ ap_rc ap_tx_commit(ap_tx_t *tx, ap_err_t *err) {
         tx->db->be->rollback(tx->conn);
         tx->broken = rc == AP_ERR_IO;
     }
-    tx_finish(tx, rc == AP_OK);
+    tx_finish(tx);
     return rc;
 }
 
 void ap_tx_rollback(ap_tx_t *tx) {
     if (!tx || !tx->open) return;
     tx->db->be->rollback(tx->conn);
-    tx_finish(tx, false);
+    tx_finish(tx);
 }
 
 ap_arena_t *ap_tx_arena(ap_tx_t *tx) {
