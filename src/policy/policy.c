@@ -12,6 +12,12 @@
  *    private providers (llm.provider.write) and its LLM configurations
  *    (llm.config.write; every role reads them with llm.read: they hold
  *    budgets and model choices, no secret).
+ * 4. Agents and teams: every role but auditor reads them; project_admin and
+ *    up define them.  Tasks: every role reads; operator and up create and
+ *    cancel; project_admin and up approve or reject.  Memory and knowledge:
+ *    every role but auditor reads (they may hold business content);
+ *    operator and up write.  /mcp: operator and up (each tool call is then
+ *    authorised as the key's role); external MCP servers: tenant_admin.
  */
 #include "policy/policy.h"
 
@@ -49,6 +55,15 @@ static const struct {
     [AP_PERM_LLM_PROVIDER_WRITE] = {"llm.provider.write", "register and delete the tenant's private LLM providers"},
     [AP_PERM_LLM_INVOKE] = {"llm.invoke", "call models through the OpenAI/Anthropic-compatible gateway (metered)"},
     [AP_PERM_LLM_CONFIG_WRITE] = {"llm.config.write", "create, change and delete the tenant's LLM configurations (models, defaults, budgets)"},
+    [AP_PERM_AGENT_READ] = {"agent.read", "list and read agents, their versions and skills, teams, relationships and MCP servers"},
+    [AP_PERM_AGENT_WRITE] = {"agent.write", "define, version, validate, deploy, pause, resume and retire agents; define teams and relationships"},
+    [AP_PERM_TASK_READ] = {"task.read", "read tasks, the task board, task trees, messages and live events"},
+    [AP_PERM_TASK_WRITE] = {"task.write", "create and cancel tasks, post messages"},
+    [AP_PERM_TASK_APPROVE] = {"task.approve", "approve or reject a task that waits for approval"},
+    [AP_PERM_MEMORY_READ] = {"memory.read", "recall and inspect agents' memories and the knowledge graph"},
+    [AP_PERM_MEMORY_WRITE] = {"memory.write", "remember, forget, consolidate and share memories; add knowledge"},
+    [AP_PERM_MCP_USE] = {"mcp.use", "use the platform as an MCP server (each tool call is authorised as the caller's role)"},
+    [AP_PERM_MCP_SERVER_WRITE] = {"mcp.server.write", "register and remove the tenant's external MCP servers"},
 };
 
 const char *ap_perm_name(ap_perm p) {
@@ -76,6 +91,15 @@ static const bool matrix[AP_PERM_COUNT][AP_ROLE_COUNT - 1] = {
     [AP_PERM_LLM_PROVIDER_WRITE] = {false, false, false, false, true, true},
     [AP_PERM_LLM_INVOKE] = {false, false, true, true, true, true},
     [AP_PERM_LLM_CONFIG_WRITE] = {false, false, false, false, true, true},
+    [AP_PERM_AGENT_READ] = {true, false, true, true, true, true},
+    [AP_PERM_AGENT_WRITE] = {false, false, false, true, true, true},
+    [AP_PERM_TASK_READ] = {true, true, true, true, true, true},
+    [AP_PERM_TASK_WRITE] = {false, false, true, true, true, true},
+    [AP_PERM_TASK_APPROVE] = {false, false, false, true, true, true},
+    [AP_PERM_MEMORY_READ] = {true, false, true, true, true, true},
+    [AP_PERM_MEMORY_WRITE] = {false, false, true, true, true, true},
+    [AP_PERM_MCP_USE] = {false, false, true, true, true, true},
+    [AP_PERM_MCP_SERVER_WRITE] = {false, false, false, false, true, true},
 };
 
 bool ap_policy_allows(ap_role r, ap_perm p) {

@@ -37,6 +37,15 @@ typedef enum {
     AP_PERM_LLM_PROVIDER_WRITE, /* register and delete the tenant's private providers */
     AP_PERM_LLM_INVOKE,         /* call models through the gateway (it costs money) */
     AP_PERM_LLM_CONFIG_WRITE,   /* create, change, delete the tenant's LLM configurations */
+    AP_PERM_AGENT_READ,         /* agents, teams, relationships, skills, MCP servers */
+    AP_PERM_AGENT_WRITE,        /* define, version, deploy, pause, retire agents and teams */
+    AP_PERM_TASK_READ,          /* tasks, task board and trees, messages, events */
+    AP_PERM_TASK_WRITE,         /* create, cancel tasks; post messages */
+    AP_PERM_TASK_APPROVE,       /* approve or reject a task waiting for approval */
+    AP_PERM_MEMORY_READ,        /* recall and inspect agents' memories and knowledge */
+    AP_PERM_MEMORY_WRITE,       /* remember, forget, consolidate, share; learn knowledge */
+    AP_PERM_MCP_USE,            /* reach the platform as an MCP server (/mcp) */
+    AP_PERM_MCP_SERVER_WRITE,   /* register and remove the tenant's external MCP servers */
     AP_PERM_COUNT
 } ap_perm;
 

@@ -693,19 +693,20 @@ static void test_user_list_pages(void **state) {
 static void test_policy_matrix(void **state) {
     (void)state;
     /* rows as documented in policy.c: viewer reads; operator runs work and
-     * reads; auditor reads the audit log; project_admin as operator for
-     * now; tenant_admin manages its users and keys; platform_admin all. */
+     * reads; auditor reads the audit log; project_admin defines agents and
+     * teams and approves tasks; tenant_admin manages its users, keys and
+     * MCP servers; platform_admin all. */
     static const struct {
         ap_role role;
         bool allow[AP_PERM_COUNT];
     } rows[] = {
-        /* none  t.rd  t.adm u.rd  u.wr  k.rd  k.wr  audit llm.rd llm.cat llm.prov llm.inv llm.cfg */
-        {AP_ROLE_VIEWER, {true, true, false, true, false, false, false, false, true, false, false, false, false}},
-        {AP_ROLE_AUDITOR, {true, true, false, true, false, false, false, true, true, false, false, false, false}},
-        {AP_ROLE_OPERATOR, {true, true, false, true, false, false, false, false, true, false, false, true, false}},
-        {AP_ROLE_PROJECT_ADMIN, {true, true, false, true, false, false, false, false, true, false, false, true, false}},
-        {AP_ROLE_TENANT_ADMIN, {true, true, false, true, true, true, true, true, true, false, true, true, true}},
-        {AP_ROLE_PLATFORM_ADMIN, {true, true, true, true, true, true, true, true, true, true, true, true, true}},
+        /* none  t.rd  t.adm u.rd  u.wr  k.rd  k.wr  audit llm.rd llm.cat llm.prov llm.inv llm.cfg ag.rd ag.wr tk.rd tk.wr tk.ap mem.rd mem.wr mcp mcp.srv */
+        {AP_ROLE_VIEWER, {true, true, false, true, false, false, false, false, true, false, false, false, false, true, false, true, false, false, true, false, false, false}},
+        {AP_ROLE_AUDITOR, {true, true, false, true, false, false, false, true, true, false, false, false, false, false, false, true, false, false, false, false, false, false}},
+        {AP_ROLE_OPERATOR, {true, true, false, true, false, false, false, false, true, false, false, true, false, true, false, true, true, false, true, true, true, false}},
+        {AP_ROLE_PROJECT_ADMIN, {true, true, false, true, false, false, false, false, true, false, false, true, false, true, true, true, true, true, true, true, true, false}},
+        {AP_ROLE_TENANT_ADMIN, {true, true, false, true, true, true, true, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true}},
+        {AP_ROLE_PLATFORM_ADMIN, {true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true}},
     };
     assert_int_equal(sizeof rows / sizeof *rows, AP_ROLE_COUNT - 1);
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
