@@ -232,7 +232,17 @@ before(async () => {
   });
   assert.equal(cfg.status, 201, cfg.text);
   assertResponse(cfg, 'POST', '/api/v1/llm/configs');
-  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id };
+  const ag = await srv.request('POST', '/api/v1/agents', {
+    key: t.keys.tenant_admin,
+    body: { name: 'Spec Agent', role: 'Researcher', capabilities: ['research'], tools: ['recall', 'mcp:files/read'],
+      memory_config: { embedder: 'builtin', ttl_days: 30 } },
+  });
+  assert.equal(ag.status, 201, ag.text);
+  assertResponse(ag, 'POST', '/api/v1/agents');
+  const dep = await srv.request('POST', `/api/v1/agents/${ag.body.id}:validate`, { key: t.keys.tenant_admin });
+  assertResponse(dep, 'POST', '/api/v1/agents/{agent_id}:validate');
+  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id,
+    agent_id: ag.body.id, version: '1' };
 });
 after(async () => { await srv?.stop(); });
 
