@@ -232,22 +232,6 @@ ap_rc ap_orch_skill_delete(ap_tx_t *tx, const char *tenant_id, const ap_actor_t 
 
 /* --- the practice rule --- */
 
-void ap_orch_skill_apply(ap_orch_skill_state_t *s, bool success, double confidence) {
-    if (!(confidence >= 0)) confidence = 0; /* NaN too */
-    if (confidence > 1) confidence = 1;
-    double x = success ? 1.0 : 0.0;
-    int n = s->times_used + 1;
-    s->success_rate += (x - s->success_rate) / n;
-    double eta = 1.0 / (n + 1);
-    if (eta < 0.05) eta = 0.05;
-    s->proficiency += eta * (confidence * x - s->proficiency);
-    if (s->proficiency < 0) s->proficiency = 0;
-    if (s->proficiency > 1) s->proficiency = 1;
-    if (s->success_rate < 0) s->success_rate = 0;
-    if (s->success_rate > 1) s->success_rate = 1;
-    s->times_used = n;
-}
-
 ap_rc ap_orch_skill_record_outcome(ap_tx_t *tx, const char *agent_id, const char *skill_name,
                                    bool success, double confidence, const char *example,
                                    json_t **out, ap_err_t *err) {
