@@ -142,6 +142,19 @@ static void test_versions_are_immutable(void **state) {
                             " created_at) VALUES (?, ?, 1, '{}', 'x')",
                             (ap_val_t[]){AP_VTEXT(TA), AP_VTEXT(id)}, 2, &err),
                      AP_ERR_CONFLICT);
+    /* … and to change one: only its state may move */
+    assert_int_equal(tu_try(db, TA, "UPDATE agent_versions SET spec = '{}' WHERE agent_id = ?",
+                            (ap_val_t[]){AP_VTEXT(id)}, 1, &err),
+                     AP_ERR_DENIED);
+    assert_int_equal(tu_try(db, TA, "UPDATE agent_versions SET version = 9 WHERE agent_id = ?",
+                            (ap_val_t[]){AP_VTEXT(id)}, 1, &err),
+                     AP_ERR_DENIED);
+    tu_exec(db, TA, "UPDATE agent_versions SET state = 'validated' WHERE agent_id = ? AND version = 1",
+            (ap_val_t[]){AP_VTEXT(id)}, 1);
+    /* the store's CHECKs back the service's checks */
+    assert_int_equal(tu_try(db, TA, "UPDATE agents SET status = 'asleep' WHERE id = ?",
+                            (ap_val_t[]){AP_VTEXT(id)}, 1, &err),
+                     AP_ERR_INVALID);
     /* a bad change leaves no new version */
     assert_int_equal(update(db, TA, id, "{\"tools\":[\"rm_rf\"]}", &err), AP_ERR_INVALID);
     assert_non_null(strstr(err.detail, "rm_rf"));
