@@ -3,12 +3,12 @@
  * the runner asks of them.
  *
  * 1. The cycle check loads the tenant's supervision edges (supervises
- *    as boss → subordinate, reports_to reversed) and walks them in C from
- *    the new edge's subordinate: reaching its boss closes a cycle, and the
- *    walk's parent links give the cycle to name.  A tenant has at most
- *    max_agents agents, so the graph is small; the tenant's relationship
- *    lock (ap_tx_lock) keeps two racing inserts from closing a cycle
- *    together on PostgreSQL.
+ *    as boss → subordinate, reports_to reversed), sorts them in C (strcmp:
+ *    the databases' collations may differ) and walks them breadth-first
+ *    from the new edge's subordinate: reaching its boss closes a cycle, and
+ *    the walk's parent links give the cycle to name.  O(E log E) for E
+ *    supervision edges; the tenant's relationship lock (ap_tx_lock) keeps
+ *    two racing inserts from closing a cycle together on PostgreSQL.
  * 2. Agent ids in a body that are not agents of the tenant answer 400
  *    naming the field, the same for another tenant's id as for a made-up
  *    one.
@@ -120,64 +120,108 @@ static ap_rc body_group(ap_tx_t *tx, const char *tenant_id, const char *group_id
     return rc;
 }
 
-/* Refuses boss → sub when sub already reaches boss through supervision. */
+typedef struct {
+    const char *boss, *sub;
+} edge_t;
+
+static int cmp_edge(const void *a, const void *b) {
+    return strcmp(((const edge_t *)a)->boss, ((const edge_t *)b)->boss);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Index of s in the sorted, unique array v[n], or -1. */
+static int find_node(const char **v, int n, const char *s) {
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(v[mid], s);
+        if (c == 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Refuses boss → sub when sub already reaches boss through supervision:
+ * a breadth-first walk from sub over edges sorted by boss (O(E log E)). */
 static ap_rc check_cycle(ap_tx_t *tx, const char *tenant_id, const char *boss, const char *sub,
                          ap_err_t *err) {
     ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant_id)};
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(tenant_id)};
     ap_rc rc = ap_tx_query(tx,
                            "SELECT from_agent_id AS boss, to_agent_id AS sub FROM"
                            " agent_relationships WHERE tenant_id = ? AND relationship_type ="
                            " 'supervises' UNION ALL SELECT to_agent_id, from_agent_id FROM"
                            " agent_relationships WHERE tenant_id = ? AND relationship_type ="
                            " 'reports_to'",
-                           (ap_val_t[]){p[0], p[0]}, 2, &rows, err);
+                           p, 2, &rows, err);
     if (rc) return rc;
-    int n = rows.nrows;
-    if (n == 0) return AP_OK;
-    /* BFS over node names; queue holds node ids, parent[i] the index in
-     * the queue of the node that reached queue[i] */
+    int ne = rows.nrows;
+    if (ne == 0) return AP_OK;
     ap_arena_t *a = ap_tx_arena(tx);
-    const char **queue = ap_arena_alloc(a, sizeof(char *) * (size_t)(n + 2));
-    int *parent = ap_arena_alloc(a, sizeof(int) * (size_t)(n + 2));
-    int head = 0, tail = 0, found = -1;
-    queue[tail] = sub;
-    parent[tail++] = -1;
-    while (head < tail && found < 0) {
-        const char *cur = queue[head];
-        for (int e = 0; e < n && found < 0; e++) {
-            if (strcmp(ap_rows_at(&rows, e, 0), cur) != 0) continue;
-            const char *next = ap_rows_at(&rows, e, 1);
-            bool seen = false;
-            for (int q = 0; q < tail && !seen; q++) seen = strcmp(queue[q], next) == 0;
-            if (seen) continue;
-            queue[tail] = next;
-            parent[tail] = head;
-            if (strcmp(next, boss) == 0) found = tail;
-            tail++;
-        }
-        head++;
+    edge_t *edges = ap_arena_alloc(a, sizeof(edge_t) * (size_t)ne);
+    const char **nodes = ap_arena_alloc(a, sizeof(char *) * (size_t)(2 * ne + 2));
+    int nn = 0;
+    for (int e = 0; e < ne; e++) {
+        edges[e] = (edge_t){ap_rows_at(&rows, e, 0), ap_rows_at(&rows, e, 1)};
+        nodes[nn++] = edges[e].boss;
+        nodes[nn++] = edges[e].sub;
     }
-    if (found < 0) return AP_OK;
-    /* the cycle: boss → sub → … → boss, named */
+    nodes[nn++] = sub;
+    nodes[nn++] = boss;
+    qsort(edges, (size_t)ne, sizeof *edges, cmp_edge);
+    qsort(nodes, (size_t)nn, sizeof *nodes, cmp_str);
+    int u = 0;
+    for (int i = 0; i < nn; i++)
+        if (u == 0 || strcmp(nodes[u - 1], nodes[i]) != 0) nodes[u++] = nodes[i];
+    nn = u;
+    int *parent = ap_arena_alloc(a, sizeof(int) * (size_t)nn);
+    int *queue = ap_arena_alloc(a, sizeof(int) * (size_t)nn);
+    for (int i = 0; i < nn; i++) parent[i] = -2; /* unseen */
+    int start = find_node(nodes, nn, sub), goal = find_node(nodes, nn, boss);
+    int head = 0, tail = 0;
+    queue[tail++] = start;
+    parent[start] = -1;
+    while (head < tail && parent[goal] == -2) {
+        int cur = queue[head++];
+        /* first edge whose boss is nodes[cur] */
+        int lo = 0, hi = ne;
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (strcmp(edges[mid].boss, nodes[cur]) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        for (int e = lo; e < ne && strcmp(edges[e].boss, nodes[cur]) == 0; e++) {
+            int next = find_node(nodes, nn, edges[e].sub);
+            if (parent[next] != -2) continue;
+            parent[next] = cur;
+            queue[tail++] = next;
+        }
+    }
+    if (parent[goal] == -2) return AP_OK;
+    /* the cycle, named: boss supervises sub supervises … supervises boss */
     ap_rows_t names;
     rc = ap_tx_query(tx, "SELECT id, name FROM agents WHERE tenant_id = ?", p, 1, &names, err);
     if (rc) return rc;
+    int np = 0;
+    for (int i = goal; i >= 0; i = parent[i]) np++;
+    int *path = ap_arena_alloc(a, sizeof(int) * (size_t)np); /* sub … boss */
+    for (int i = goal, k = np - 1; i >= 0; i = parent[i]) path[k--] = i;
     char cycle[400];
     size_t len = 0;
-    int path[64], np = 0;
-    for (int i = found; i >= 0 && np < 64; i = parent[i]) path[np++] = i;
-    /* path holds boss … sub (reversed); print boss, then sub … boss */
-    const char *ids[66];
-    int nid = 0;
-    ids[nid++] = boss;
-    for (int i = np - 1; i >= 0; i--) ids[nid++] = queue[path[i]];
-    for (int i = 0; i < nid && len + 1 < sizeof cycle; i++) {
-        const char *nm = ids[i];
+    for (int i = -1; i < np; i++) {
+        const char *id = i < 0 ? boss : nodes[path[i]], *nm = id;
         for (int k = 0; k < names.nrows; k++)
-            if (strcmp(ap_rows_at(&names, k, 0), ids[i]) == 0) nm = ap_rows_at(&names, k, 1);
-        len += (size_t)snprintf(cycle + len, sizeof cycle - len, "%s%.60s",
-                                i ? " supervises " : "", nm);
+            if (strcmp(ap_rows_at(&names, k, 0), id) == 0) nm = ap_rows_at(&names, k, 1);
+        int w = snprintf(cycle + len, sizeof cycle - len, "%s%.60s", i >= 0 ? " supervises " : "",
+                         nm);
+        if (w < 0 || (size_t)w >= sizeof cycle - len) {
+            snprintf(cycle + sizeof cycle - 5, 5, " ...");
+            break;
+        }
+        len += (size_t)w;
     }
     return ap_err_set(err, AP_ERR_CONFLICT, "supervision-cycle", "supervision cycle",
                       "supervision must form a hierarchy: remove one of these relationships "

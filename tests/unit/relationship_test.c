@@ -123,6 +123,39 @@ static void test_supervision_cycles_refused(void **state) {
     ap_db_close(db);
 }
 
+/* A long chain: the walk finds the far end, and the named cycle is cut
+ * cleanly when the names do not fit. */
+static void test_long_chain_cycle(void **state) {
+    (void)state;
+    ap_db_t *db = setup();
+    tu_exec(db, NULL, "UPDATE tenants SET max_agents = 100 WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT(TA)}, 1);
+    enum { N = 60 };
+    static char ids[N][AP_UUID_LEN];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "Agent-%02d", i);
+        agent(db, TA, name, "[]", ids[i]);
+        /* alternate the two spellings of the same supervision */
+        if (i > 0)
+            assert_int_equal(i % 2 ? rel(db, ids[i - 1], ids[i], "supervises", NULL, NULL)
+                                   : rel(db, ids[i], ids[i - 1], "reports_to", NULL, NULL),
+                             AP_OK);
+    }
+    ap_err_t err;
+    assert_int_equal(rel(db, ids[N - 1], ids[0], "supervises", NULL, &err), AP_ERR_CONFLICT);
+    assert_string_equal(err.type, "supervision-cycle");
+    assert_non_null(strstr(err.detail, "the cycle Agent-59 supervises Agent-00 supervises Agent-01 supervises"));
+    assert_non_null(strstr(err.detail, " ... (reports_to counts"));
+    /* a short way round is named in full, the shortest one */
+    assert_int_equal(rel(db, ids[0], ids[2], "supervises", NULL, NULL), AP_OK);
+    assert_int_equal(rel(db, ids[0], ids[3], "reports_to", NULL, &err), AP_ERR_CONFLICT);
+    assert_non_null(strstr(err.detail, "the cycle Agent-03 supervises Agent-00 supervises Agent-02 supervises Agent-03 ("));
+    /* branching off the chain is fine */
+    assert_int_equal(rel(db, ids[10], ids[40], "supervises", NULL, NULL), AP_OK);
+    ap_db_close(db);
+}
+
 static void test_runner_queries(void **state) {
     (void)state;
     ap_db_t *db = setup();
@@ -369,6 +402,7 @@ static void test_skill_rule(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_supervision_cycles_refused),
+        cmocka_unit_test(test_long_chain_cycle),
         cmocka_unit_test(test_runner_queries),
         cmocka_unit_test(test_groups_and_hierarchy),
         cmocka_unit_test(test_skill_rule),
