@@ -110,7 +110,9 @@ static ap_rc add_target(ap_tx_t *tx, ap_arena_t *a, const char *tenant_id, const
 }
 
 ap_rc ap_llm_route(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const uint8_t *master_key,
-                   const ap_llm_req_t *req, ap_llm_route_t *out, ap_err_t *err) {
+                   const ap_llm_req_t *req, const ap_llm_route_ctx_t *ctx, ap_llm_route_t *out,
+                   ap_err_t *err) {
+    (void)ctx;
     memset(out, 0, sizeof *out);
     const char *model = req->model;
     bool is_auto = !model || !*model || strcmp(model, "auto") == 0;
