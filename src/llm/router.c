@@ -182,7 +182,7 @@ static ap_rc route_policy(ap_tx_t *tx, ap_arena_t *a, const char *tenant_id, ap_
         ap_llm_difficulty_t d;
         ap_llm_difficulty(req, &d);
         tier = d.tier;
-        why = ap_arena_printf(a, "%s request (%s) → %s tier", d.level, d.why,
+        why = ap_arena_printf(a, "%s request (%s) -> %s tier", d.level, d.why,
                               ap_llm_tier_name(floor > tier ? floor : tier));
     } else
         why = p == AP_POLICY_FASTEST ? "fastest tier" : "lowest estimated cost";

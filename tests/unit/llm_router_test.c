@@ -295,17 +295,17 @@ static void test_route_policies(void **state) {
     assert_non_null(strstr(rt.reason, "fastest: fastest tier"));
     assert_non_null(strstr(rt.reason, "vision"));
 
-    /* auto without a configuration: easy → the basic tier (builtin, free);
-     * hard → the best tier */
+    /* auto without a configuration: easy -> the basic tier (builtin, free);
+     * hard -> the best tier */
     r = req_of(a, "auto", "hi there");
     assert_int_equal(route(db, a, &r, NULL, &rt, &err), AP_OK);
     assert_string_equal(rt.info[0].catalog_id, "builtin/agentprov-mini");
-    assert_non_null(strstr(rt.reason, "auto: easy request (short, plain) → basic tier"));
+    assert_non_null(strstr(rt.reason, "auto: easy request (short, plain) -> basic tier"));
     r = req_of(a, "auto", "Prove step by step that there are infinitely many primes.");
     assert_int_equal(route(db, a, &r, NULL, &rt, &err), AP_OK);
     got = find(e, n, rt.info[0].catalog_id);
     assert_string_equal(got->tiers.quality_tier, "best");
-    assert_non_null(strstr(rt.reason, "auto: hard request (cue \"prove\", cue \"step by step\") → best tier"));
+    assert_non_null(strstr(rt.reason, "auto: hard request (cue \"prove\", cue \"step by step\") -> best tier"));
 
     /* a need nothing usable meets: a clear error naming the needs */
     r = req_of(a, "cheapest", NULL);
@@ -366,7 +366,7 @@ static void test_route_rules(void **state) {
     ap_llm_route_ctx_t ctx2 = {.metadata = md};
     assert_int_equal(route(db, a, &r, &ctx2, &rt, &err), AP_OK);
     assert_non_null(strstr(rt.reason, "auto: configuration team rule 3: easy request"));
-    assert_non_null(strstr(rt.reason, "→ best tier"));
+    assert_non_null(strstr(rt.reason, "-> best tier"));
     assert_string_not_equal(rt.info[0].catalog_id, "builtin/agentprov-mini");
     json_decref(md);
 
