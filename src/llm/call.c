@@ -34,7 +34,6 @@ struct ap_llm_call {
     ap_arena_t *a;
     ap_llm_call_cb_t cb;
     char tenant_id[37], key_id[37], agent_id[37], task_id[37], request_id[37];
-    ap_actor_t actor;
     const char *headers[AP_LLM_CALL_MAX_HEADERS];
     int nheaders;
     ap_llm_req_t req;
@@ -426,7 +425,6 @@ ap_rc ap_llm_call_start(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *
     }
     if (c->req.max_tokens <= 0 && c->route.max_tokens > 0) c->req.max_tokens = c->route.max_tokens;
     ap_llm_error_t lerr;
-    if (opts->actor) c->actor = *opts->actor;
     rc = ap_llm_call_budget(env->cache, env->db, a, opts->tenant_id, opts->actor, &c->route,
                             ap_llm_prompt_chars(&c->req), c->req.max_tokens, &lerr, err);
     if (rc) return rc;
