@@ -25,14 +25,10 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "core/crypto.h"
-#include "core/log.h"
 #include "core/time.h"
 #include "http/server.h"
 #include "llm/call.h"
-#include "llm/providers/builtin.h"
 #include "llm/router.h"
-#include "llm/breaker.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
 #include "llm/wire.h"
