@@ -202,7 +202,7 @@ static ap_rc route_policy(ap_tx_t *tx, ap_arena_t *a, const char *tenant_id, ap_
         ap_err_t ignore = {0};
         add_entry(a, ce[order[i]], false, byok, out, &ignore);
     }
-    out->reason = ap_arena_printf(a, "%s: %s%s; best of %d usable models meeting %s", source, why,
+    out->reason = ap_arena_printf(a, "%s: %s%s; %d usable models, needs %s", source, why,
                                   relaxed ? ", none usable at that tier: the best available" : "",
                                   nc, needs_text(a, &needs));
     return AP_OK;
