@@ -95,3 +95,23 @@ test('routing rules pin by request metadata, in order; a catch-all rule is the p
   const rest = await chat({ model: 'auto', metadata: { team: 'sales' } });
   assert.match(route(rest), /^served by builtin\/agentprov-mini \(auto: configuration house policy: fastest tier; /);
 });
+
+test('cached routes follow catalog and configuration writes at once', async () => {
+  const c = await srv.request('POST', '/api/v1/llm/models', { body: { provider_id: 'openai', model_id: 'gpt-cache-e2e', display_name: 'cache e2e', input_usd_per_mtok: 1, output_usd_per_mtok: 2 } });
+  assert.equal(c.status, 201, c.text);
+  for (let i = 0; i < 2; i++) { // the second call is served from the cached route
+    const r = await chat({ model: 'openai/gpt-cache-e2e' });
+    assert.equal(route(r), 'served by openai/gpt-cache-e2e (requested)');
+  }
+  const d = await srv.request('POST', '/api/v1/llm/models:deactivate', { body: { id: 'openai/gpt-cache-e2e' } });
+  assert.equal(d.status, 200, d.text);
+  await assert.rejects(chat({ model: 'openai/gpt-cache-e2e' }), (e) => e instanceof OpenAI.NotFoundError);
+  // a configuration named as the model: a change of its primary model shows on the next call
+  const cfg = await srv.request('POST', '/api/v1/llm/configs', { key: t.keys.tenant_admin, body: { name: 'pinned', primary_model: 'openai/gpt-4o-mini' } });
+  assert.equal(cfg.status, 201, cfg.text);
+  assert.equal(route(await chat({ model: 'pinned' })), 'served by openai/gpt-4o-mini (configuration pinned)');
+  assert.equal(route(await chat({ model: 'pinned' })), 'served by openai/gpt-4o-mini (configuration pinned)');
+  const p = await srv.request('PATCH', `/api/v1/llm/configs/${cfg.body.id}`, { key: t.keys.tenant_admin, body: { primary_model: 'openai/gpt-4o' } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(route(await chat({ model: 'pinned' })), 'served by openai/gpt-4o (configuration pinned)');
+});
