@@ -6,7 +6,9 @@
 #   bash bench/gateway/ab.sh OLD_BIN NEW_BIN   # AB_ROUNDS=3 AB_SECONDS=5 AB_RATE=2000
 #
 # Prints one line per target and round (GWRESULT fields of chat.lua) and
-# the median p50 / p99 over the rounds; writes nothing else.
+# the median p50 / p99 over the rounds; writes nothing else.  A round with
+# non-2xx answers is reported and fails the script (it would measure
+# refusals, not calls).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -28,7 +30,7 @@ start() { # name bin -> URL_name KEY_name
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
   local admin; admin=$(cat "$WORK/$name/admin.key")
   local t; t=$(curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
-    -d '{"name":"AB"}' "http://127.0.0.1:$port/api/v1/tenants" | node -pe 'JSON.parse(require("fs").readFileSync(0)).id')
+    -d '{"name":"AB","monthly_token_limit":1000000000000000}' "http://127.0.0.1:$port/api/v1/tenants" | node -pe 'JSON.parse(require("fs").readFileSync(0)).id')
   local k; k=$(curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
     -d '{"name":"ab","role":"operator"}' "http://127.0.0.1:$port/api/v1/tenants/$t/api-keys" | node -pe 'JSON.parse(require("fs").readFileSync(0)).key')
   eval "URL_$name=http://127.0.0.1:$port KEY_$name=$k"
@@ -44,6 +46,7 @@ run() { # target -> GWRESULT fields
 for t in fake old new; do run $t >/dev/null; done # warm-up
 : >"$WORK/out"
 for r in $(seq "$ROUNDS"); do for t in fake old new; do echo "$t $r $(run $t)" | tee -a "$WORK/out"; done; done
+if grep -v ' non2xx=0 ' "$WORK/out" >&2; then echo "ab.sh: rounds above had non-2xx answers" >&2; exit 1; fi
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => {
   const [t, r, ...kv] = l.split(" "); const o = { t }; for (const x of kv) { const [k, v] = x.split("="); o[k] = Number(v); } return o; });
