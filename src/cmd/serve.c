@@ -44,6 +44,7 @@
 #include "http/idempotency.h"
 #include "identity/apikey.h"
 #include "llm/breaker.h"
+#include "llm/cache.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
 #include "store/migrate.h"
@@ -340,14 +341,19 @@ int ap_cmd_serve(int argc, char **argv) {
     };
     const char *bt = getenv("AP_BREAKER_THRESHOLD"), *bo = getenv("AP_BREAKER_OPEN_MS");
     app.breaker = ap_breaker_new(bt ? atoi(bt) : 0, bo ? atoll(bo) : 0);
+    /* routes and budget totals, fresh for AP_LLM_CACHE_MS (llm/cache.h) */
+    const char *cm = getenv("AP_LLM_CACHE_MS");
+    app.llm_cache = ap_llm_cache_new(cm && *cm ? atoll(cm) : 2000);
     if (ap_upstream_new(&app.upstream, &err) || ap_usage_writer_new(db, &app.usage, &err)) {
         ap_cmd_print_err(&err);
         ap_upstream_free(app.upstream);
         ap_breaker_free(app.breaker);
+        ap_llm_cache_free(app.llm_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         return 1;
     }
+    ap_usage_writer_set_cache(app.usage, app.llm_cache);
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
     ap_server_t *srv = NULL;
     if (ap_server_start(&app, &so, &srv, &err)) {
@@ -355,6 +361,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_upstream_free(app.upstream);
         ap_usage_writer_free(app.usage);
         ap_breaker_free(app.breaker);
+        ap_llm_cache_free(app.llm_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         return 1;
@@ -385,6 +392,7 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_server_stop(srv);
     ap_usage_writer_free(app.usage); /* flushes the last records */
     ap_breaker_free(app.breaker);
+    ap_llm_cache_free(app.llm_cache);
     pthread_mutex_lock(&job.mu);
     job.stop = true;
     pthread_cond_signal(&job.cv);
