@@ -346,7 +346,7 @@ static cand_t heap_pop(cand_t *h, size_t *n, float sign) {
 typedef struct {
     ap_vec_filter_fn filter;
     void *arg;
-    bool check; /* false while building: every node is a result */
+    bool check; /* false: every node is a result (building; nothing deleted, no filter) */
 } accept_t;
 
 static inline bool accepted(const ap_vec_t *ix, const accept_t *a, uint32_t slot) {
@@ -384,7 +384,7 @@ static bool search_layer(ap_vec_t *ix, vec_scratch_t *s, const float *q, uint32_
     if (!heap_reserve(ix, &s->res, &s->res_cap, ef + 1) ||
         !heap_reserve(ix, &s->cand, &s->cand_cap, ef + maxdeg + 1))
         return false;
-    bool filtering = a->check && (ix->d.deleted > 0 || a->filter);
+    bool filtering = a->check;
     float bound = INFINITY;
     s->tags[ep] = s->tag;
     if (accepted(ix, a, ep)) {
@@ -756,7 +756,8 @@ ap_rc ap_vec_search(ap_vec_t *ix, const float *query, size_t k, const ap_vec_que
                           "send a non-zero vector of finite numbers",
                           "the query vector is zero or has a non-finite component");
     }
-    accept_t a = {o.filter, o.filter_arg, true};
+    /* nothing deleted and no filter: every node is a result, no flag reads */
+    accept_t a = {o.filter, o.filter_arg, ix->d.deleted > 0 || o.filter};
     bool exact = (o.flags & AP_VEC_EXACT) || ix->d.max_level < 0 ||
                  ix->d.linked < ix->d.count || ix->d.live < ix->p.exact_threshold;
     bool ok = true;
