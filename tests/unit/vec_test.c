@@ -733,6 +733,8 @@ int main(void) {
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_allocator),
     };
+    /* VEC_TEST_FILTER=test_readers* runs a subset (e.g. under TSan) */
+    if (getenv("VEC_TEST_FILTER")) cmocka_set_test_filter(getenv("VEC_TEST_FILTER"));
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cleanup_tmp();
     return rc;
