@@ -3,7 +3,9 @@
  *
  * A vector file: u32 n, u32 dim, then n*dim float32 (little-endian).
  * A ground-truth file: u32 nq, u32 k, then nq*k u32 ids, best first.
- * Latencies: clock_gettime(CLOCK_MONOTONIC) around each single query.
+ * Latencies: clock_gettime around each single query, twice: CLOCK_MONOTONIC
+ * (wall: what a caller waits, including time the thread was preempted on a
+ * busy machine) and CLOCK_THREAD_CPUTIME_ID (CPU time of the query alone).
  */
 #ifndef BENCH_VEC_COMMON_H
 #define BENCH_VEC_COMMON_H
@@ -17,6 +19,12 @@
 static inline double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -62,14 +70,18 @@ static inline double recall(const uint32_t *got, const uint32_t *truth, uint32_t
     return (double)hit / ((double)nq * k);
 }
 
-/* One line per ef: "ef recall p50_us p99_us qps" */
-static inline void report(const char *who, uint32_t ef, double rec, double *lat, uint32_t nq) {
-    double total = 0;
-    for (uint32_t i = 0; i < nq; i++) total += lat[i];
+/* One line per ef: "ef recall p50_us p99_us qps cpu_p50_us cpu_p99_us cpu_qps"
+ * (cpu_qps = queries / summed CPU time) */
+static inline void report(const char *who, uint32_t ef, double rec, double *lat, double *cpu,
+                          uint32_t nq) {
+    double total = 0, ctotal = 0;
+    for (uint32_t i = 0; i < nq; i++) total += lat[i], ctotal += cpu[i];
     qsort(lat, nq, sizeof *lat, cmp_double);
-    double p50 = lat[nq / 2], p99 = lat[(size_t)(nq * 0.99)];
-    printf("search\t%s\t%u\t%.4f\t%.1f\t%.1f\t%.0f\n", who, ef, rec, p50 * 1e6, p99 * 1e6,
-           nq / total);
+    qsort(cpu, nq, sizeof *cpu, cmp_double);
+    size_t i99 = (size_t)(nq * 0.99);
+    printf("search\t%s\t%u\t%.4f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%.0f\n", who, ef, rec,
+           lat[nq / 2] * 1e6, lat[i99] * 1e6, nq / total, cpu[nq / 2] * 1e6, cpu[i99] * 1e6,
+           nq / ctotal);
     fflush(stdout);
 }
 

@@ -41,13 +41,15 @@ int main(int argc, char **argv) {
     fflush(stdout);
     uint32_t *got = (uint32_t *)malloc((size_t)nq * 10 * sizeof(uint32_t));
     double *lat = (double *)malloc(nq * sizeof(double));
+    double *cpu = (double *)malloc(nq * sizeof(double));
     for (int a = 4; a < argc; a++) {
         if (strcmp(argv[a], "exact") == 0) continue;
         uint32_t ef = (uint32_t)atoi(argv[a]);
         ix->setEf(ef);
         for (uint32_t q = 0; q < nq; q++) {
-            double t0 = now_s();
+            double t0 = now_s(), c0 = cpu_s();
             auto res = ix->searchKnn(qs + (size_t)q * dim, 10);
+            cpu[q] = cpu_s() - c0;
             lat[q] = now_s() - t0;
             size_t m = res.size();
             for (size_t i = 0; i < 10; i++) got[(size_t)q * 10 + i] = UINT32_MAX;
@@ -56,7 +58,7 @@ int main(int argc, char **argv) {
                 res.pop();
             }
         }
-        report("hnswlib", ef < 10 ? 10 : ef, recall(got, gt, nq, 10, gk), lat, nq);
+        report("hnswlib", ef < 10 ? 10 : ef, recall(got, gt, nq, 10, gk), lat, cpu, nq);
     }
     delete ix;
     free(base);
@@ -64,5 +66,6 @@ int main(int argc, char **argv) {
     free(gt);
     free(got);
     free(lat);
+    free(cpu);
     return 0;
 }

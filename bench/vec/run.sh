@@ -30,6 +30,7 @@ EFS=${BENCH_VEC_EF:-"10 16 24 32 48 64 96 128 192 256 384 512"}
 KIND=${BENCH_VEC_KIND:-clustered}
 FLAGS=${BENCH_VEC_CFLAGS:-"-O2 -march=native"}
 SKIP_HNSWLIB=${BENCH_VEC_SKIP_HNSWLIB:-0}
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK="$(mktemp -d /tmp/agentprov-vec-bench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 OUT=build/bench
@@ -77,10 +78,10 @@ node -e '
 const [date, machine, data, build, method, ...commands] = process.argv.slice(1);
 console.log(JSON.stringify({date, machine, data, build, method, commands, notes: []}));
 ' "$(date -u +%Y-%m-%dT%H:%MZ)" \
-  "$(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); nothing else pinned, the machine is shared" \
+  "$(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); shared with other work: load average (1, 5, 15 min) $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" \
   "$KIND, $DIM dimensions, $NQ queries, exact top 10 by inner product as ground truth (bench/vec/gen.c; clustered = Gaussian mixture of max(16, N/1000) unit centres, noise 0.6/sqrt(dim) per component, normalised)." \
   "\`$FLAGS\` (gcc $(cc -dumpfullversion)); M=$M, ef_construction=$EFC; hnswlib $hv (InnerProductSpace); ours with exact_threshold=0 so every size uses the graph." \
-  "insert from memory on one thread (rate = N / build time); then for each ef, ${NQ} single queries on one thread, latency per query (CLOCK_MONOTONIC), recall@10 against the exact top 10." \
+  "insert from memory on one thread (rate = N / build time); then for each ef, ${NQ} single queries on one thread, wall and CPU time per query, recall@10 against the exact top 10. The two libraries run one after the other on the same data files." \
   "BENCH_VEC_SIZES=\"$SIZES\" BENCH_VEC_QUERIES=$NQ BENCH_VEC_M=$M BENCH_VEC_EFC=$EFC bash bench/vec/run.sh" \
   "build/bench/vec_gen $KIND N $NQ $DIM 7 PREFIX" \
   "build/bench/vec_bench PREFIX $M $EFC $EFS exact" \

@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     printf("build\tours\t%u\t%.2f\t%.0f\t%zu\n", n, bt, n / bt, s.bytes);
     fflush(stdout);
     uint32_t *got = malloc((size_t)nq * 10 * sizeof(uint32_t));
-    double *lat = malloc(nq * sizeof(double));
+    double *lat = malloc(nq * sizeof(double)), *cpu = malloc(nq * sizeof(double));
     ap_vec_hit_t hits[10];
     for (int a = 4; a < argc; a++) {
         bool exact = strcmp(argv[a], "exact") == 0;
@@ -61,12 +61,13 @@ int main(int argc, char **argv) {
                                  .flags = exact ? AP_VEC_EXACT : 0};
         for (uint32_t q = 0; q < nq; q++) {
             size_t m;
-            double t0 = now_s();
+            double t0 = now_s(), c0 = cpu_s();
             ap_vec_search(ix, qs + (size_t)q * dim, 10, &o, hits, &m, NULL);
+            cpu[q] = cpu_s() - c0;
             lat[q] = now_s() - t0;
             for (size_t i = 0; i < 10; i++) got[(size_t)q * 10 + i] = i < m ? (uint32_t)hits[i].label : UINT32_MAX;
         }
-        report("ours", o.ef, recall(got, gt, nq, 10, gk), lat, nq);
+        report("ours", o.ef, recall(got, gt, nq, 10, gk), lat, cpu, nq);
     }
     ap_vec_release(ix);
     free(base);
@@ -74,5 +75,6 @@ int main(int argc, char **argv) {
     free(gt);
     free(got);
     free(lat);
+    free(cpu);
     return 0;
 }
