@@ -633,12 +633,12 @@ static ap_rc append(ap_vec_t *ix, uint64_t label, const char *id, const float *v
     double u = ((double)(rng_next(&d->rng) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
     int level = (int)(-log(u) * ix->level_mult);
     d->levels[slot] = (uint8_t)(level > VEC_LEVEL_MAX ? VEC_LEVEL_MAX : level);
-    if (old != UINT32_MAX) mark_deleted(d, old);
-    if (vec_map_insert(ix, d, slot)) {
+    if (vec_map_insert(ix, d, slot)) { /* the old item, if any, stays */
         vec_free(ix, idc);
         d->ids[slot] = NULL;
         return AP_ERR_LIMIT;
     }
+    if (old != UINT32_MAX) mark_deleted(d, old); /* removes only old's map entry */
     d->count++;
     d->live++;
     return graph_wanted(ix) ? link_pending(ix) : AP_OK;
