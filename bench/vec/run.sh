@@ -14,6 +14,9 @@
 # 3. hnswlib is Debian's libhnswlib-dev (header-only), installed here when
 #    missing; `make test` does not need it.
 #
+# The default sizes take about half an hour on 2 cores, mostly the two 1M
+# builds (single-threaded); BENCH_VEC_SIZES="10000 100000" takes ~5 minutes.
+#
 # Knobs: BENCH_VEC_SIZES ("10000 100000 1000000"), BENCH_VEC_QUERIES (1000),
 # BENCH_VEC_DIM (384), BENCH_VEC_M (16), BENCH_VEC_EFC (100),
 # BENCH_VEC_EF (the ef sweep), BENCH_VEC_KIND (clustered | uniform),
