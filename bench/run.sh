@@ -78,4 +78,9 @@ if [ "${BENCH_SKIP_GATEWAY:-0}" != 1 ]; then
   echo >>bench/RESULTS.md
   bash bench/gateway.sh >/dev/null
 fi
+# the vector index against hnswlib (bench/vec/run.sh) appends its
+# "## Vector index" section; BENCH_SKIP_VEC=1 leaves it out
+if [ "${BENCH_SKIP_VEC:-0}" != 1 ]; then
+  bash bench/vec/run.sh >/dev/null
+fi
 cat bench/RESULTS.md
