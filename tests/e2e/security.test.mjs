@@ -20,6 +20,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
+import { addAgent, waitTask } from './lib/team.mjs';
 
 const ROLES = ['tenant_admin', 'project_admin', 'operator', 'viewer', 'auditor'];
 const PROBLEM = 'application/problem+json';
@@ -96,6 +97,16 @@ before(async () => {
   });
   assert.equal(bc.status, 201, bc.text);
   B.config = bc.body;
+  // tasks: an agent of each tenant (seeded in the store), one finished task of B
+  A.agent = addAgent(srv, A.id, { name: 'alpha-worker', role: 'analyst', capabilities: ['analysis'] });
+  A.gate = addAgent(srv, A.id, { name: 'alpha-gated', role: 'analyst', autonomy: 'approval_required' });
+  B.agent = addAgent(srv, B.id, { name: 'bravo-worker', role: 'bravo analyst', capabilities: ['bravo'] });
+  const bt = await srv.request('POST', `/api/v1/tenants/${B.id}/tasks`, {
+    body: { assigned_agent_id: B.agent, objective: 'Bravo confidential objective' },
+  });
+  assert.equal(bt.status, 201, bt.text);
+  B.task = await waitTask(srv, `/api/v1/tenants/${B.id}/tasks/${bt.body.id}`);
+  A.task = await mkTask(A.id);
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
@@ -106,8 +117,20 @@ after(async () => { await srv.stop(); });
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
-    B.provider.id, B.provider.name, B.config.id, B.config.name]
+    B.provider.id, B.provider.name, B.config.id, B.config.name, B.agent, B.task.id,
+    'bravo-worker', 'Bravo confidential objective']
     .filter(Boolean);
+}
+
+// A task of tid; gated: one waiting for approval (its agent's autonomy).
+async function mkTask(tid, gated = false) {
+  const c = await srv.request('POST', `/api/v1/tenants/${tid}/tasks`, {
+    body: { assigned_agent_id: gated ? A.gate : A.agent, objective: `own task ${++seq}` },
+  });
+  assert.equal(c.status, 201, c.text);
+  return waitTask(srv, `/api/v1/tenants/${tid}/tasks/${c.body.id}`,
+    (t) => (gated ? t.status === 'waiting_input' && t.approval_state === 'pending'
+      : ['completed', 'failed', 'cancelled'].includes(t.status)));
 }
 
 async function mkConfig(tid) {
@@ -146,6 +169,10 @@ function validBody(route, ctx) {
     case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
     case 'llm.config.create': return { name: `probe-cfg-${n}`, temperature: 0.5 };
     case 'llm.config.update': return { temperature: 1.5 };
+    case 'task.create': return { assigned_agent_id: A.agent, objective: `probe ${n}` };
+    case 'task.cancel': return { reason: `probe ${n}` };
+    case 'task.approve': case 'task.reject': return { comment: `probe ${n}` };
+    case 'message.create': return { message_type: 'update', content: { text: `probe ${n}` } };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -187,6 +214,8 @@ async function snapshotB() {
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
     configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
+    tasks: (await get(`/api/v1/tenants/${B.id}/tasks?limit=500`, B.keys.tenant_admin)).data,
+    messages: (await get(`/api/v1/tenants/${B.id}/messages?limit=500`, B.keys.tenant_admin)).data,
   };
 }
 
@@ -231,7 +260,7 @@ test('hand-written expectations hold against the server', async () => {
 test('cross-tenant: every canonical route with B\'s ids answers 404 to every role of A, and B is untouched', async () => {
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
-  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id };
+  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, task_id: B.task.id };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -248,7 +277,7 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       // exactly the answer for a tenant that does not exist
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
-        config_id: randomUUID(),
+        config_id: randomUUID(), task_id: randomUUID(),
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -281,14 +310,14 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|task_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id });
-      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID() });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, task_id: B.task.id });
+      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), task_id: randomUUID() });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -303,7 +332,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.task.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -338,7 +367,9 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id });
+      const task = !route.path.includes('{task_id}') ? null
+        : ['task.approve', 'task.reject'].includes(route.action) ? await mkTask(A.id, true) : A.task;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, task_id: task?.id });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}),
       });
