@@ -240,7 +240,17 @@ before(async () => {
   assert.equal(task.status, 201, task.text);
   assertResponse(task, 'POST', '/api/v1/tasks');
   await waitTask(srv, `/api/v1/tasks/${task.body.id}`, undefined, 20000, t.keys.viewer);
-  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id, task_id: task.body.id };
+  const ag = await srv.request('POST', '/api/v1/agents', {
+    key: t.keys.tenant_admin,
+    body: { name: 'Spec Agent', role: 'Researcher', capabilities: ['research'], tools: ['recall', 'mcp:files/read'],
+      memory_config: { embedder: 'builtin', ttl_days: 30 } },
+  });
+  assert.equal(ag.status, 201, ag.text);
+  assertResponse(ag, 'POST', '/api/v1/agents');
+  const dep = await srv.request('POST', `/api/v1/agents/${ag.body.id}:validate`, { key: t.keys.tenant_admin });
+  assertResponse(dep, 'POST', '/api/v1/agents/{agent_id}:validate');
+  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id,
+    agent_id: ag.body.id, version: '1', task_id: task.body.id };
 });
 after(async () => { await srv?.stop(); });
 
