@@ -54,6 +54,7 @@ typedef struct {
     step_t *steps;
     int nsteps;
     ap_orch_wake_t *wake;
+    const char *call_id; /* the tool call being executed */
 } run_t;
 
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
@@ -295,6 +296,7 @@ typedef struct {
     json_t *content; /* new reference */
     bool is_error;
     bool parked;     /* the task left the running states */
+    bool written;    /* the tool wrote its tool_result step itself */
 } tool_out_t;
 
 typedef ap_rc (*tool_fn)(run_t *r, const step_t *call, json_t *args, tool_out_t *o,
@@ -589,7 +591,13 @@ static ap_rc complete(run_t *r, const char *output, double conf, tool_out_t *o, 
         o->content = json_pack("{s:s}", "status", "reviewing");
         return rc;
     }
-    o->content = json_pack("{s:s}", "status", "completed");
+    /* the result step goes before the terminal status, so the task's last
+     * event is its completion (a stream of the task ends there) */
+    json_t *res = keep(r->a, json_pack("{s:s?,s:{s:s},s:b}", "call_id", r->call_id, "content",
+                                       "status", "completed", "is_error", 0));
+    ap_rc rc = add_step(r, "tool_result", "complete_task", "done", NULL, res, err);
+    o->written = true;
+    if (rc) return rc;
     return ap_orch_task_finish(r->tx, r->tenant, &r->row, "completed", output, conf, NULL, NULL,
                                r->wake, err);
 }
@@ -876,6 +884,7 @@ static next_t tool_step(run_t *r, int mi, int k, step_t *call_step, ap_err_t *er
     }
     const tool_t *tool = tool_find(name);
     tool_out_t o = {0};
+    r->call_id = call_id;
     bool offered = tool && tool->offered(r);
     bool gated = tool && offered &&
                  (strcmp(name, "request_approval") == 0 ||
@@ -911,9 +920,14 @@ static next_t tool_step(run_t *r, int mi, int k, step_t *call_step, ap_err_t *er
         ap_tx_query(r->tx, "UPDATE agent_tasks SET approval_state = NULL WHERE id = ?", p, 1, NULL,
                     err);
     }
-    json_t *res = keep(r->a, json_pack("{s:s?,s:o,s:b}", "call_id", call_id, "content",
-                                       o.content ? o.content : json_null(), "is_error", o.is_error));
-    rc = add_step(r, "tool_result", name, "done", NULL, res, err);
+    if (o.written) {
+        json_decref(o.content);
+    } else {
+        json_t *res = keep(r->a, json_pack("{s:s?,s:o,s:b}", "call_id", call_id, "content",
+                                           o.content ? o.content : json_null(), "is_error",
+                                           o.is_error));
+        rc = add_step(r, "tool_result", name, "done", NULL, res, err);
+    }
     if (!rc) rc = commit(r, err);
     if (rc) return STOP_LOST;
     return o.parked ? STOP_PARKED : GO_ON;
@@ -1030,8 +1044,12 @@ static next_t step(run_t *r, ap_err_t *err) {
         tool_out_t o = {0};
         const char *text = ap_json_str(r->steps[mi].result, "content");
         ap_rc rc = complete(r, text ? text : "", 0.5, &o, err);
-        json_t *res = keep(r->a, json_pack("{s:o}", "content", o.content ? o.content : json_null()));
-        if (!rc) rc = add_step(r, "tool_result", "complete_task", "done", NULL, res, err);
+        if (!rc && !o.written) {
+            json_t *res = keep(r->a, json_pack("{s:o}", "content", o.content ? o.content : json_null()));
+            rc = add_step(r, "tool_result", "complete_task", "done", NULL, res, err);
+        } else {
+            json_decref(o.content);
+        }
         if (!rc) rc = commit(r, err);
         return rc ? STOP_LOST : STOP_PARKED;
     }

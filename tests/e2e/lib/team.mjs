@@ -53,10 +53,10 @@ export function relate(srv, tenantId, from, to, type, groupId = null) {
 
 // A Manager supervising a Researcher and a Writer, in one group whose shared
 // context holds what the researcher can answer from.
-export function researchTeam(srv, tenantId, { managerDepth = 2, escalation = {}, autonomy = 'full', requiresApproval } = {}) {
-  const manager = addAgent(srv, tenantId, { name: 'Manager', role: 'manager', capabilities: ['planning', 'coordination'], depth: managerDepth, autonomy });
-  const researcher = addAgent(srv, tenantId, { name: 'Researcher', role: 'researcher', capabilities: ['research', 'market analysis'] });
-  const writer = addAgent(srv, tenantId, { name: 'Writer', role: 'writer', capabilities: ['writing', 'editing'] });
+export function researchTeam(srv, tenantId, { managerDepth = 2, escalation = {}, autonomy = 'full', suffix = '' } = {}) {
+  const manager = addAgent(srv, tenantId, { name: 'Manager' + suffix, role: 'manager', capabilities: ['planning', 'coordination'], depth: managerDepth, autonomy });
+  const researcher = addAgent(srv, tenantId, { name: 'Researcher' + suffix, role: 'researcher', capabilities: ['research', 'market analysis'] });
+  const writer = addAgent(srv, tenantId, { name: 'Writer' + suffix, role: 'writer', capabilities: ['writing', 'editing'] });
   const group = addGroup(srv, tenantId, {
     name: 'Research team ' + randomUUID().slice(0, 8),
     goal: 'Deliver market insight to the board.',
@@ -68,7 +68,6 @@ export function researchTeam(srv, tenantId, { managerDepth = 2, escalation = {},
   }, [manager, researcher, writer]);
   relate(srv, tenantId, manager, researcher, 'supervises', group);
   relate(srv, tenantId, manager, writer, 'supervises', group);
-  void requiresApproval;
   return { manager, researcher, writer, group };
 }
 
