@@ -787,7 +787,11 @@ static ap_rc append_reasoning(run_t *r, const ap_llm_resp_t *resp, int seq, ap_e
 
 /* --------------------------------------------------------------- the loop */
 
-typedef enum { GO_ON, STOP_PARKED, STOP_RETRY, STOP_LOST } next_t;
+typedef enum { GO_ON, STOP_PARKED, STOP_RETRY, STOP_LOST, STOP_CRASH } next_t;
+
+static bool crash_at(const run_t *r, const char *where) {
+    return r->env->crash && r->env->crash(r->env->crash_ud, where);
+}
 
 static next_t fail_task(run_t *r, const char *code, const char *detail, ap_err_t *err) {
     ap_rc rc = ap_orch_task_finish(r->tx, r->tenant, &r->row, "failed", NULL, 0, code, detail,
@@ -816,6 +820,7 @@ static next_t model_step(run_t *r, ap_err_t *err) {
     rc = build_request(r, &req, err);
     if (!rc) rc = commit(r, err);
     if (rc) return STOP_LOST;
+    if (crash_at(r, "model")) return STOP_CRASH;
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
     rc = run_model(r, &req, &resp, &lerr, err);
@@ -1143,6 +1148,10 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
             break;
         }
         next_t n = step(&r, &err);
+        if (n == STOP_CRASH || (n != STOP_LOST && crash_at(&r, "step"))) {
+            res = AP_ORCH_RUN_LOST;
+            break;
+        }
         if (n == GO_ON) continue;
         if (n == STOP_LOST && err.rc != AP_ERR_CONFLICT)
             ap_log(AP_LOG_WARN, "task step failed", "{s:s,s:s,s:s}", "tenant_id", tenant_id,

@@ -72,6 +72,12 @@ typedef struct {
     void *model_ud;
     volatile int *stop;     /* non-zero: stop after the current step */
     int64_t steps;          /* out: steps written by this call */
+    /* Tests of crash recovery: asked at each durable point ("step" after a
+     * commit, "model" between a model call's started step and the call);
+     * true makes the loop vanish there as a killed process would (no
+     * release, no cleanup in the store).  NULL in production. */
+    bool (*crash)(void *ud, const char *where);
+    void *crash_ud;
 } ap_orch_loop_env_t;
 
 typedef enum {
