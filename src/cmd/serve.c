@@ -43,6 +43,7 @@
 #include "llm/usage.h"
 #include "api/sse.h"
 #include "events/event.h"
+#include "llm/call.h"
 #include "orch/runner.h"
 #include "store/migrate.h"
 #include "tenant/tenant.h"
@@ -221,6 +222,9 @@ int ap_cmd_serve(int argc, char **argv) {
          false, NULL},
         {"task-step-delay-ms", "AP_TASK_STEP_DELAY_MS", "0",
          "pause after each task step (for crash-recovery tests and demos)", false, false, NULL},
+        {"task-model", "AP_TASK_MODEL", "builtin/agentprov-mini",
+         "model of agents that have no LLM configuration (catalog id or configuration name)",
+         false, false, NULL},
         {"sse-heartbeat-ms", "AP_SSE_HEARTBEAT_MS", "15000",
          "interval of keep-alive comments on event streams", false, false, NULL},
         {NULL, NULL, NULL, NULL, false, false, NULL},
@@ -332,10 +336,16 @@ int ap_cmd_serve(int argc, char **argv) {
     }
     app.bus = ap_bus_new();
     app.sse = ap_sse_hub_new(db, app.bus, sse_hb);
+    /* agents' model calls go through the same service as the gateway */
+    static ap_llm_call_env_t call_env;
+    call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
+                                   .breaker = app.breaker, .master_key = master_key};
     if (task_workers > 0) {
         ap_orch_runner_opts_t ro = {.db = db, .bus = app.bus, .workers = task_workers,
                                     .tenant_quota = task_quota, .lease_ms = task_lease,
-                                    .scan_ms = task_scan, .step_delay_ms = task_delay};
+                                    .scan_ms = task_scan, .step_delay_ms = task_delay,
+                                    .model = ap_orch_model_llm, .model_ud = &call_env,
+                                    .default_model = ap_config_get(opts, "task-model")};
         if (ap_orch_runner_start(&ro, &app.runner, &err)) {
             ap_cmd_print_err(&err);
             return 1;

@@ -425,6 +425,7 @@ static ap_rc t_delegate(run_t *r, const step_t *call, json_t *args, tool_out_t *
 
 static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                        ap_llm_error_t *lerr, ap_err_t *err);
+static const char *model_for(run_t *r);
 
 /* query_agent: the colleague's model answers once, synchronously, as part
  * of this step (its tokens are charged to the asking task). */
@@ -463,7 +464,10 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
     ap_llm_msg_t msgs[2] = {{.role = AP_LLM_SYSTEM, .content = sys},
                             {.role = AP_LLM_USER,
                              .content = ap_arena_printf(r->a, "Objective: %s", question)}};
-    ap_llm_req_t req = {.model = BUILTIN_MODEL, .msgs = msgs, .nmsgs = 2, .tool_choice = "none"};
+    ap_orch_agent_t self = r->agent;
+    r->agent = tgt; /* the colleague's own model */
+    ap_llm_req_t req = {.model = model_for(r), .msgs = msgs, .nmsgs = 2, .tool_choice = "none"};
+    r->agent = self;
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
     ap_rc rc = run_model(r, &req, &resp, &lerr, err);
@@ -700,6 +704,21 @@ static json_t *subtask_results(const run_t *r, int from) {
     return NULL;
 }
 
+/* The agent's LLM configuration (the gateway reads a configuration's name
+ * as a model), else the runner's default model. */
+static const char *model_for(run_t *r) {
+    if (r->agent.llm_config_id) {
+        ap_rows_t c;
+        ap_err_t e;
+        ap_val_t p[] = {AP_VTEXT(r->tenant), AP_VTEXT(r->agent.llm_config_id)};
+        if (!ap_tx_query(r->tx, "SELECT name FROM llm_configs WHERE tenant_id = ? AND id = ?", p,
+                         2, &c, &e) &&
+            c.nrows)
+            return ap_rows_get(&c, 0, "name");
+    }
+    return r->env->default_model ? r->env->default_model : BUILTIN_MODEL;
+}
+
 static ap_rc build_request(run_t *r, ap_llm_req_t *req, ap_err_t *err) {
     (void)err;
     int c = last_ctx(r);
@@ -749,7 +768,7 @@ static ap_rc build_request(run_t *r, ap_llm_req_t *req, ap_err_t *err) {
             tools[nt++] = (ap_llm_tool_t){
                 .name = TOOLS[i].name, .description = TOOLS[i].description,
                 .parameters = keep(r->a, json_loads(TOOLS[i].params, 0, NULL))};
-    *req = (ap_llm_req_t){.model = BUILTIN_MODEL, .msgs = msgs, .nmsgs = n, .tools = tools,
+    *req = (ap_llm_req_t){.model = model_for(r), .msgs = msgs, .nmsgs = n, .tools = tools,
                           .ntools = nt};
     return AP_OK;
 }
@@ -812,7 +831,7 @@ static next_t model_step(run_t *r, ap_err_t *err) {
         r->nsteps--; /* it is redone below */
     } else {
         seq = next_seq(r);
-        rc = ap_orch_step_add(r->tx, r->tenant, &r->row, seq, "model_call", BUILTIN_MODEL,
+        rc = ap_orch_step_add(r->tx, r->tenant, &r->row, seq, "model_call", model_for(r),
                               "started", NULL, NULL, 0, 0, err);
         if (rc) return STOP_LOST;
     }

@@ -22,6 +22,7 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "llm/call.h"
 #include "orch/scheduler.h"
 
 typedef struct {
@@ -81,6 +82,7 @@ static void *worker_main(void *arg) {
         ap_orch_loop_env_t env = {.db = r->o.db, .bus = r->o.bus, .node = r->node,
                                   .lease_ms = r->o.lease_ms, .step_delay_ms = r->o.step_delay_ms,
                                   .model = r->o.model, .model_ud = r->o.model_ud,
+                                  .default_model = r->o.default_model,
                                   .stop = &r->stop};
         ap_orch_run_result res = ap_orch_loop_run(&env, tenant, task, &wake);
         pthread_mutex_lock(&r->mu);
@@ -236,4 +238,13 @@ void ap_orch_runner_stop(ap_orch_runner_t *r) {
     ap_free(r->slots);
     ap_free(r->threads);
     ap_free(r);
+}
+
+ap_rc ap_orch_model_llm(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
+                        const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                        ap_llm_error_t *lerr, ap_err_t *err) {
+    const ap_llm_call_env_t *env = ud;
+    ap_llm_call_opts_t o = {.arena = a, .tenant_id = tenant_id, .agent_id = agent_id,
+                            .task_id = task_id};
+    return ap_llm_call_sync(env, &o, req, NULL, NULL, resp, lerr, NULL, err);
 }

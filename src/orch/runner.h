@@ -46,6 +46,7 @@ typedef struct {
     int64_t step_delay_ms;  /* pause after each step (tests of crash recovery); 0 */
     ap_orch_model_fn model; /* NULL: the built-in model */
     void *model_ud;
+    const char *default_model; /* agents without an LLM configuration; NULL: builtin */
 } ap_orch_runner_opts_t;
 
 typedef struct ap_orch_runner ap_orch_runner_t;
@@ -70,6 +71,7 @@ typedef struct {
     int64_t step_delay_ms;
     ap_orch_model_fn model;
     void *model_ud;
+    const char *default_model; /* NULL: builtin/agentprov-mini */
     volatile int *stop;     /* non-zero: stop after the current step */
     int64_t steps;          /* out: steps written by this call */
     /* Tests of crash recovery: asked at each durable point ("step" after a
@@ -91,6 +93,13 @@ typedef enum {
  * that became runnable on the way (subtasks, woken parents) go to *wake. */
 ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_id,
                                     const char *task_id, ap_orch_wake_t *wake);
+
+/* Through the LLM call service (llm/call.h): ud is an ap_llm_call_env_t
+ * that outlives the runner.  Routing, budgets, retries, fallbacks and
+ * metering (with agent and task ids) are the service's. */
+ap_rc ap_orch_model_llm(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
+                        const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                        ap_llm_error_t *lerr, ap_err_t *err);
 
 /* The built-in model as a model_fn. */
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,

@@ -367,3 +367,30 @@ test('a tenant flooding the queue does not starve another', async () => {
     assert.ok(Date.now() - t0 < 5000);
   } finally { await s.stop(); }
 });
+
+test('a provider outage falls back (AP_FALLBACK_MODELS) and the task completes', async () => {
+  const s = await startServer({ env: {
+    AP_TASK_MODEL: 'openai/gpt-4o-mini',
+    AP_PROVIDER_OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', // nothing listens: connection refused
+    AP_PROVIDER_OPENAI_API_KEY: 'sk-test-outage',
+    AP_FALLBACK_MODELS: 'builtin/agentprov-mini',
+    AP_RETRY_BASE_MS: '10',
+  } });
+  try {
+    const U = await tenantWithKeys(s, 'Outage Tenant');
+    const team = researchTeam(s, U.id);
+    const t = await create({ group_id: team.group, objective: OBJECTIVE }, U.keys.operator, s, U);
+    const fin = await done(t.id, s, U);
+    assert.equal(fin.status, 'completed', JSON.stringify(fin.error));
+    const st = await steps(t.id, s, U);
+    const calls = st.filter((x) => x.kind === 'model_call');
+    assert.ok(calls.length >= 2);
+    for (const c of calls) {
+      assert.equal(c.name, 'openai/gpt-4o-mini', 'the agent asked for its model');
+      assert.match(c.result.model, /agentprov-mini$/, 'the fallback served');
+    }
+    // metered per task and agent
+    const u = await s.request('GET', '/api/v1/llm/usage?group_by=model', { key: U.keys.tenant_admin });
+    assert.equal(u.status, 200, u.text);
+  } finally { await s.stop(); }
+});
