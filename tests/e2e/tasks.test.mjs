@@ -394,3 +394,27 @@ test('a provider outage falls back (AP_FALLBACK_MODELS) and the task completes',
     assert.equal(u.status, 200, u.text);
   } finally { await s.stop(); }
 });
+
+test('the CLI runs a task and follows it live: agentprov tasks run --agent NAME --follow', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { BIN } = await import('./lib/server.mjs');
+  researchTeam(srv, T.id, { suffix: ' CLI' });
+  const env = { ...process.env, AP_URL: srv.url, AP_API_KEY: T.keys.operator };
+  const r = spawnSync(BIN, ['tasks', 'run', '--agent', 'Manager CLI', '--follow', OBJECTIVE], { env, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /calls delegate_to_agent \{"agent_id":"[0-9a-f-]+","objective":"Research the EV battery market"\}/);
+  assert.match(r.stdout, /Researcher CLI +queued → thinking/);
+  assert.match(r.stdout, /executing → delegated {2}waiting for 2 subtask\(s\)/);
+  assert.match(r.stdout, /status: +completed/);
+  assert.match(r.stdout, /output: +Research the EV battery market: The EV battery market grew 40%/);
+  const id = r.stdout.match(/^task ([0-9a-f-]{36}) queued/m)[1];
+  const g = spawnSync(BIN, ['tasks', 'tree', id], { env, encoding: 'utf8' });
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal(JSON.parse(g.stdout).subtasks.length, 2);
+  const c = spawnSync(BIN, ['tasks', 'cancel', id, '--reason', 'late'], { env, encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stdout, /status +completed/, 'a finished task stays as it was');
+  const bad = spawnSync(BIN, ['tasks', 'run', '--agent', 'Nobody', 'x'], { env, encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /assigned_agent_id "Nobody"/);
+});
