@@ -260,12 +260,12 @@ int main(int argc, char **argv) {
         if (ap_orch_runner_start(&ro, &run, &e)) die("runner", &e);
         create_tasks(run, TA, flood, WA, NULL, "What grew in 2024?");
         int samples = 100;
+        int64_t a_left = count(TA, "SELECT COUNT(*) FROM agent_tasks WHERE tenant_id = ? AND status = 'queued'");
         for (int i = 0; i < samples; i++) {
             create_tasks(run, TB, 1, WB, NULL, "What grew in 2024?");
             usleep(20000);
         }
         wait_settled(TB, samples, 120);
-        int64_t a_left = count(TA, "SELECT COUNT(*) FROM agent_tasks WHERE tenant_id = ? AND status = 'queued'");
         ap_arena_t *a = ap_arena_new(65536);
         ap_tx_t *tx;
         ap_rows_t r;
@@ -282,7 +282,7 @@ int main(int argc, char **argv) {
         }
         qsort(lat, (size_t)r.nrows, sizeof *lat, cmp_d);
         json_object_set_new(res, "fairness_flood", json_integer(flood));
-        json_object_set_new(res, "fairness_a_still_queued", json_integer(a_left));
+        json_object_set_new(res, "fairness_a_queued_at_start", json_integer(a_left));
         json_object_set_new(res, "fairness_b_start_p50_ms", json_real(pct(lat, r.nrows, 0.5)));
         json_object_set_new(res, "fairness_b_start_p99_ms", json_real(pct(lat, r.nrows, 0.99)));
         json_object_set_new(res, "fairness_b_start_max_ms", json_real(lat[r.nrows - 1]));
