@@ -21,12 +21,16 @@ static const struct {
     {"keys", ap_cmd_keys, "manage API keys through the API"},
     {"tasks", ap_cmd_tasks, "create, follow, approve and cancel agent tasks through the API"},
     {"llm", ap_cmd_llm, "list LLM models and providers, and the tenant's usage, through the API"},
+    {"agents", ap_cmd_agents, "define, version, validate, deploy, pause and retire agents"},
+    {"groups", ap_cmd_groups, "manage agent groups (teams), their members and hierarchy"},
+    {"relationships", ap_cmd_relationships, "relate agents: supervises, delegates_to, …"},
+    {"skills", ap_cmd_skills, "manage agents' skills"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: agentprov <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].what);
+        fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].what);
     fprintf(f, "\n`agentprov <command> --help` describes each.  API client commands read AP_URL "
                "and AP_API_KEY.\n");
 }
