@@ -440,6 +440,10 @@ static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                        ap_llm_error_t *lerr, ap_err_t *err);
 static const char *model_for(run_t *r);
 
+#define COMPLETE_PARAMS                                                                           \
+    "{\"type\":\"object\",\"properties\":{\"output\":{\"type\":\"string\"},\"confidence\":"          \
+    "{\"type\":\"number\",\"minimum\":0,\"maximum\":1}},\"required\":[\"output\"]}"
+
 /* query_agent: the colleague's model answers once, synchronously, as part
  * of this step (its tokens are charged to the asking task). */
 static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, ap_err_t *err) {
@@ -479,7 +483,13 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
                              .content = ap_arena_printf(r->a, "Objective: %s", question)}};
     ap_orch_agent_t self = r->agent;
     r->agent = tgt; /* the colleague's own model */
-    ap_llm_req_t req = {.model = model_for(r), .msgs = msgs, .nmsgs = 2, .tool_choice = "none"};
+    /* the colleague answers through complete_task, so its confidence comes
+     * back with the answer */
+    ap_llm_tool_t ct = {.name = "complete_task",
+                        .description = "Give your answer and your confidence (0..1).",
+                        .parameters = keep(r->a, json_loads(COMPLETE_PARAMS, 0, NULL))};
+    ap_llm_req_t req = {.model = model_for(r), .msgs = msgs, .nmsgs = 2, .tools = &ct, .ntools = 1,
+                        .tool_choice = "complete_task"};
     r->agent = self;
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
@@ -490,6 +500,16 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
         o->is_error = true;
         return AP_OK;
     }
+    const char *answer = resp.content;
+    double conf = -1;
+    for (int i = 0; i < resp.ntool_calls; i++) {
+        const char *txt = resp.tool_calls[i].arguments;
+        json_t *ca = keep(r->a, json_loads(txt ? txt : "{}", 0, NULL));
+        if (ap_json_str(ca, "output")) answer = ap_json_str(ca, "output");
+        json_t *c = json_object_get(ca, "confidence");
+        if (json_is_number(c)) conf = json_number_value(c);
+    }
+    if (!answer) answer = "";
     ap_orch_task_charge(r->tx, r->tenant, col(r, "id"), resp.usage.prompt + resp.usage.completion,
                         0, err);
     json_t *qc = json_pack("{s:s}", "question", question);
@@ -498,14 +518,15 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
                        .content = qc, .requires_response = true};
     rc = ap_orch_message_add(r->tx, r->tenant, &q, NULL, err);
     json_decref(qc);
-    json_t *ac = json_pack("{s:s}", "answer", resp.content ? resp.content : "");
+    json_t *ac = json_pack("{s:s}", "answer", answer);
+    if (conf >= 0) json_object_set_new(ac, "confidence", json_real(conf));
     ap_orch_msg_t an = {.group_id = col(r, "group_id"), .task_id = col(r, "id"),
                         .from_agent_id = tgt.id, .to_agent_id = r->agent.id, .type = "response",
                         .content = ac};
     if (!rc) rc = ap_orch_message_add(r->tx, r->tenant, &an, NULL, err);
     json_decref(ac);
-    o->content = json_pack("{s:s,s:s}", "output", resp.content ? resp.content : "", "agent_id",
-                           tgt.id);
+    o->content = json_pack("{s:s,s:s}", "output", answer, "agent_id", tgt.id);
+    if (conf >= 0) json_object_set_new(o->content, "confidence", json_real(conf));
     return rc;
 }
 
@@ -547,57 +568,94 @@ static ap_rc escalate(run_t *r, const char *sup_id, const char *reason, const ch
     return rc;
 }
 
+/* The group's escalation_rules (docs/agents.md): min_confidence,
+ * on_failure, max_attempts, escalate_to. */
+typedef struct {
+    double min_confidence; /* 0: none */
+    bool on_failure;
+    int max_attempts;      /* 0: the runner's default */
+    const char *escalate_to; /* "supervisor" | "human" | an agent id */
+} rules_t;
+
+static rules_t rules_of(run_t *r) {
+    rules_t ru = {.escalate_to = "supervisor"};
+    const char *gid = col(r, "group_id");
+    ap_rows_t g;
+    ap_err_t e;
+    if (!gid || ap_orch_tv_group(r->tx, r->tenant, gid, &g, &e) || !g.nrows) return ru;
+    json_t *j = json_loads(ap_rows_get(&g, 0, "escalation_rules"), 0, NULL);
+    json_t *v = json_object_get(j, "min_confidence");
+    if (json_is_number(v)) ru.min_confidence = json_number_value(v);
+    ru.on_failure = json_is_true(json_object_get(j, "on_failure"));
+    v = json_object_get(j, "max_attempts");
+    if (json_is_integer(v)) ru.max_attempts = (int)json_integer_value(v);
+    const char *to = json_string_value(json_object_get(j, "escalate_to"));
+    if (to) ru.escalate_to = ap_arena_strdup(r->a, to);
+    json_decref(j);
+    return ru;
+}
+
+static bool to_human(const rules_t *ru) { return strcmp(ru->escalate_to, "human") == 0; }
+
+/* Where an escalation goes (not "human"): the supervisor, or the member the
+ * rules name.  NULL when there is none (or it is the agent itself). */
+static const char *escalation_target(run_t *r, const rules_t *ru, ap_err_t *err) {
+    const char *to = NULL;
+    if (strcmp(ru->escalate_to, "supervisor") == 0) {
+        if (ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &to, err)) return NULL;
+    } else if (!to_human(ru)) {
+        to = ru->escalate_to;
+    }
+    return to && strcmp(to, r->agent.id) != 0 ? to : NULL;
+}
+
+static ap_rc park_for_approval(run_t *r, json_t *content, const char *why, ap_err_t *err);
+
 static ap_rc t_escalate(run_t *r, const step_t *call, json_t *args, tool_out_t *o, ap_err_t *err) {
     (void)call;
-    const char *sup;
-    ap_rc rc = ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &sup, err);
-    if (rc) return rc;
-    if (!sup) {
-        o->content = tool_err("refused: %s has no supervisor to escalate to", r->agent.name, NULL);
+    rules_t ru = rules_of(r);
+    if (to_human(&ru)) {
+        /* reached only after a person decided (the call is gated) */
+        o->content = json_pack("{s:s}", "output", "a person approved going on");
+        return AP_OK;
+    }
+    const char *to = escalation_target(r, &ru, err);
+    if (!to) {
+        o->content = tool_err("refused: %s has no one to escalate to (escalation_rules.escalate_to"
+                              " %s)", r->agent.name, ru.escalate_to);
         o->is_error = true;
         return AP_OK;
     }
     const char *reason = ap_json_str(args, "reason");
-    o->content = json_pack("{s:s,s:s}", "status", "escalated", "to_agent_id", sup);
+    o->content = json_pack("{s:s,s:s}", "status", "escalated", "to_agent_id", to);
     o->parked = true;
-    return escalate(r, sup, reason ? reason : "escalated by the agent", NULL, err);
-}
-
-static double min_confidence(run_t *r) {
-    const char *gid = col(r, "group_id");
-    ap_rows_t g;
-    ap_err_t e;
-    if (!gid || ap_orch_tv_group(r->tx, r->tenant, gid, &g, &e) || !g.nrows) return 0;
-    json_t *rules = json_loads(ap_rows_get(&g, 0, "escalation_rules"), 0, NULL);
-    json_t *m = json_object_get(rules, "min_confidence");
-    double v = json_is_number(m) ? json_number_value(m) : 0;
-    json_decref(rules);
-    return v;
+    return escalate(r, to, reason ? reason : "escalated by the agent", NULL, err);
 }
 
 static ap_rc complete(run_t *r, const char *output, double conf, tool_out_t *o, ap_err_t *err) {
     o->parked = true;
-    double min = min_confidence(r);
-    if (conf < min && !escalated(r)) {
-        const char *sup;
-        ap_rc rc = ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &sup, err);
-        if (rc) return rc;
-        if (sup) {
-            char why[128];
-            snprintf(why, sizeof why, "low confidence %.2f < %.2f (escalation_rules.min_confidence)",
-                     conf, min);
+    rules_t ru = rules_of(r);
+    bool low = conf < ru.min_confidence && !escalated(r);
+    char why[128];
+    snprintf(why, sizeof why, "low confidence %.2f < %.2f (escalation_rules.min_confidence)", conf,
+             ru.min_confidence);
+    if (low && !to_human(&ru)) {
+        const char *to = escalation_target(r, &ru, err);
+        if (to) {
             o->content = json_pack("{s:s,s:s}", "status", "escalated", "reason", why);
-            return escalate(r, sup, why, output, err);
+            return escalate(r, to, why, output, err);
         }
     }
-    if (ap_rows_int(&r->row, 0, "requires_approval", 0)) {
+    if (ap_rows_int(&r->row, 0, "requires_approval", 0) || (low && to_human(&ru))) {
         ap_val_t p[] = {AP_VTEXT(output), AP_VREAL(conf), AP_VTEXT(col(r, "id"))};
         ap_rc rc = ap_tx_query(r->tx,
                                "UPDATE agent_tasks SET output = ?, confidence = ?, approval_state ="
                                " 'pending' WHERE id = ?",
                                p, 3, NULL, err);
-        json_t *c = json_pack("{s:s,s:s,s:f}", "kind", "review", "output", output, "confidence",
-                              conf);
+        json_t *c = json_pack("{s:s,s:s,s:f}", "kind",
+                              ap_rows_int(&r->row, 0, "requires_approval", 0) ? "review" : "escalation",
+                              "output", output, "confidence", conf);
+        if (low) json_object_set_new(c, "reason", json_string(why));
         ap_orch_msg_t m = {.group_id = col(r, "group_id"), .task_id = col(r, "id"),
                            .from_agent_id = r->agent.id, .type = "approval_request", .content = c,
                            .requires_response = true};
@@ -653,9 +711,9 @@ static bool has_consultees(run_t *r) {
     return !ap_orch_tv_consultees(r->tx, r->tenant, r->agent.id, &d, &e) && d.nrows > 0;
 }
 static bool has_supervisor(run_t *r) {
-    const char *s = NULL;
+    rules_t ru = rules_of(r);
     ap_err_t e;
-    return !ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &s, &e) && s;
+    return to_human(&ru) || escalation_target(r, &ru, &e) != NULL;
 }
 static bool always(run_t *r) {
     (void)r;
@@ -682,8 +740,7 @@ static const tool_t TOOLS[] = {
      "[\"reason\"]}",
      false, always, t_approval},
     {"complete_task", "Finish the task with its output and your confidence (0..1).",
-     "{\"type\":\"object\",\"properties\":{\"output\":{\"type\":\"string\"},\"confidence\":"
-     "{\"type\":\"number\",\"minimum\":0,\"maximum\":1}},\"required\":[\"output\"]}",
+     COMPLETE_PARAMS,
      false, always, t_complete},
 };
 #define NTOOLS (int)(sizeof TOOLS / sizeof TOOLS[0])
@@ -825,7 +882,24 @@ static bool crash_at(const run_t *r, const char *where) {
     return r->env->crash && r->env->crash(r->env->crash_ud, where);
 }
 
+/* Fails the task, or, with escalation_rules.on_failure, escalates it
+ * instead when the failure is the agent's (its model failed) and there is
+ * someone to take it over. */
 static next_t fail_task(run_t *r, const char *code, const char *detail, ap_err_t *err) {
+    rules_t ru = rules_of(r);
+    if (ru.on_failure && !escalated(r) && !to_human(&ru) &&
+        (strcmp(code, "model_error") == 0 || strcmp(code, "model_unavailable") == 0)) {
+        ap_err_t e2 = {0};
+        const char *to = escalation_target(r, &ru, &e2);
+        if (to) {
+            ap_rc rc = escalate(r, to,
+                                ap_arena_printf(r->a, "failed (escalation_rules.on_failure): %s",
+                                                detail),
+                                NULL, err);
+            if (!rc) rc = commit(r, err);
+            return rc ? STOP_LOST : STOP_PARKED;
+        }
+    }
     ap_rc rc = ap_orch_task_finish(r->tx, r->tenant, &r->row, "failed", NULL, 0, code, detail,
                                    r->wake, err);
     if (!rc) rc = commit(r, err);
@@ -896,7 +970,9 @@ static next_t model_fail(run_t *r, ap_rc rc, const ap_llm_error_t *lerr, ap_err_
         bool transient = !rc ? ap_llm_err_retryable(lerr->kind) : rc == AP_ERR_UNAVAILABLE;
         int attempts = (int)ap_rows_int(&r->row, 0, "attempts", 0) + 1;
         const char *why = rc ? err->detail : lerr->message;
-        if (!transient || attempts >= MAX_ATTEMPTS)
+        rules_t ru = rules_of(r);
+        int max = ru.max_attempts > 0 ? ru.max_attempts : MAX_ATTEMPTS;
+        if (!transient || attempts >= max)
             return fail_task(r, transient ? "model_unavailable" : "model_error",
                              ap_arena_printf(r->a, "model call failed after %d attempt(s): %s",
                                              attempts, why), err);
@@ -951,8 +1027,13 @@ static next_t tool_step(run_t *r, int mi, int k, step_t *call_step, ap_err_t *er
     tool_out_t o = {0};
     r->call_id = call_id;
     bool offered = tool && tool->offered(r);
+    bool human_esc = false;
+    if (tool && strcmp(name, "escalate_to_supervisor") == 0) {
+        rules_t ru = rules_of(r);
+        human_esc = to_human(&ru);
+    }
     bool gated = tool && offered &&
-                 (strcmp(name, "request_approval") == 0 ||
+                 (strcmp(name, "request_approval") == 0 || human_esc ||
                   (tool->side_effect && strcmp(r->agent.autonomy_level, "supervised") == 0));
     const step_t *ap = gated ? approval_after(r, call_step->seq) : NULL;
     if (gated && !ap) {
