@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -59,9 +60,9 @@ typedef struct {
 } run_t;
 
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                            const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                            const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                             ap_llm_error_t *lerr, ap_err_t *err) {
-    (void)ud, (void)tenant_id, (void)agent_id, (void)task_id;
+    (void)ud, (void)tenant_id, (void)agent_id, (void)task_id, (void)headers, (void)nheaders;
     memset(lerr, 0, sizeof *lerr);
     return ap_builtin_complete(a, req, resp, err);
 }
@@ -292,8 +293,14 @@ static ap_rc build_context(run_t *r, json_t **out, ap_err_t *err) {
     ap_buf_printf(&u, "Objective: %s\n", col(r, "objective"));
     const char *ctx = col(r, "context");
     if (ctx && strcmp(ctx, "{}") != 0) {
-        ap_buf_puts(&u, "\n");
-        lines_of(&u, ctx);
+        ap_buf_t cb;
+        ap_buf_init(&cb, 0);
+        lines_of(&cb, ctx);
+        if (cb.len) {
+            ap_buf_puts(&u, "\n");
+            ap_buf_append(&u, cb.p, cb.len);
+        }
+        ap_buf_free(&cb);
     }
     char *sys = ap_buf_steal(&s), *usr = ap_buf_steal(&u);
     *out = json_pack("{s:s,s:s,s:s,s:i}", "system", sys ? sys : "", "user", usr ? usr : "",
@@ -756,7 +763,30 @@ static const tool_t *tool_find(const char *name) {
 static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                        ap_llm_error_t *lerr, ap_err_t *err) {
     ap_orch_model_fn fn = r->env->model ? r->env->model : ap_orch_model_builtin;
-    return fn(r->env->model_ud, r->a, r->tenant, r->agent.id, col(r, "id"), req, resp, lerr, err);
+    /* the task's _llm_headers, limited to the AP_FORWARD_HEADERS prefixes */
+    const char *hdr[8];
+    int nh = 0;
+    const char *list = getenv("AP_FORWARD_HEADERS");
+    json_t *ctx = list && *list ? json_loads(col(r, "context"), 0, NULL) : NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(ctx, "_llm_headers"), k, v) {
+        if (nh >= 8 || !json_is_string(v) || strncasecmp(k, "authorization", 13) == 0 ||
+            strncasecmp(k, "x-api-key", 9) == 0 || strncasecmp(k, "cookie", 6) == 0 ||
+            strpbrk(k, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
+            continue;
+        char *pl = ap_arena_strdup(r->a, list), *save = NULL;
+        for (char *p = strtok_r(pl, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            while (*p == ' ') p++;
+            if (*p && strncasecmp(k, p, strlen(p)) == 0) {
+                hdr[nh++] = ap_arena_printf(r->a, "%s: %s", k, json_string_value(v));
+                break;
+            }
+        }
+    }
+    json_decref(ctx);
+    return fn(r->env->model_ud, r->a, r->tenant, r->agent.id, col(r, "id"), hdr, nh, req, resp,
+              lerr, err);
 }
 
 static int last_ctx(const run_t *r) {

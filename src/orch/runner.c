@@ -242,10 +242,12 @@ void ap_orch_runner_stop(ap_orch_runner_t *r) {
 }
 
 ap_rc ap_orch_model_llm(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                        const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                        const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                         ap_llm_error_t *lerr, ap_err_t *err) {
     const ap_llm_call_env_t *env = ud;
     ap_llm_call_opts_t o = {.arena = a, .tenant_id = tenant_id, .agent_id = agent_id,
                             .task_id = task_id};
+    for (int i = 0; i < nheaders && i < AP_LLM_CALL_MAX_HEADERS; i++)
+        o.headers[o.nheaders++] = headers[i];
     return ap_llm_call_sync(env, &o, req, NULL, NULL, resp, lerr, NULL, err);
 }

@@ -30,10 +30,12 @@
 #include "store/db.h"
 
 /* One model call for a task step.  On AP_OK, lerr->kind says how it ended
- * (AP_LLM_OK: *resp is set, arena memory of a). */
+ * (AP_LLM_OK: *resp is set, arena memory of a).  headers: extra "Name:
+ * value" lines for the provider (the task's context `_llm_headers`, names
+ * limited to the AP_FORWARD_HEADERS prefixes, as the gateway forwards). */
 typedef ap_rc (*ap_orch_model_fn)(void *ud, ap_arena_t *a, const char *tenant_id,
                                   const char *agent_id, const char *task_id,
-                                  const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                                  const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                                   ap_llm_error_t *lerr, ap_err_t *err);
 
 typedef struct {
@@ -103,12 +105,12 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
  * that outlives the runner.  Routing, budgets, retries, fallbacks and
  * metering (with agent and task ids) are the service's. */
 ap_rc ap_orch_model_llm(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                        const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                        const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                         ap_llm_error_t *lerr, ap_err_t *err);
 
 /* The built-in model as a model_fn. */
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                            const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                            const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                             ap_llm_error_t *lerr, ap_err_t *err);
 
 #endif

@@ -126,11 +126,12 @@ typedef struct {
 } model_state_t;
 
 static ap_rc counting_model(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                            const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                            const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                             ap_llm_error_t *lerr, ap_err_t *err) {
     model_state_t *m = ud;
     m->calls++;
-    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, req, resp, lerr, err);
+    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, headers, nheaders, req, resp,
+                                 lerr, err);
 }
 
 static bool crash_sometimes(void *ud, const char *where) {
@@ -365,7 +366,7 @@ static void test_cancel_cascades_and_stops_the_runner(void **state) {
 
 /* A model that is down for the Researcher. */
 static ap_rc flaky_model(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                         const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                         const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                          ap_llm_error_t *lerr, ap_err_t *err) {
     model_state_t *m = ud;
     m->calls++;
@@ -375,7 +376,8 @@ static ap_rc flaky_model(void *ud, ap_arena_t *a, const char *tenant_id, const c
         snprintf(lerr->message, sizeof lerr->message, "overloaded");
         return AP_OK;
     }
-    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, req, resp, lerr, err);
+    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, headers, nheaders, req, resp,
+                                 lerr, err);
 }
 
 static void create_for(ap_db_t *db, const char *agent, const char *objective, char id[AP_UUID_LEN]) {
