@@ -57,6 +57,7 @@ typedef struct {
     ap_orch_wake_t *wake;
     const char *call_id; /* the tool call being executed */
     bool open;           /* r->tx is open (batching: it may span steps) */
+    bool moved;          /* r->a now belongs to a model call in flight */
 } run_t;
 
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
@@ -760,11 +761,9 @@ static const tool_t *tool_find(const char *name) {
 
 /* ------------------------------------------------------------------ model */
 
-static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
-                       ap_llm_error_t *lerr, ap_err_t *err) {
-    ap_orch_model_fn fn = r->env->model ? r->env->model : ap_orch_model_builtin;
-    /* the task's _llm_headers, limited to the AP_FORWARD_HEADERS prefixes */
-    const char *hdr[8];
+/* The task's _llm_headers as "Name: value" lines (at most 8), limited to
+ * the AP_FORWARD_HEADERS prefixes. */
+static int task_headers(run_t *r, const char *hdr[8]) {
     int nh = 0;
     const char *list = getenv("AP_FORWARD_HEADERS");
     json_t *ctx = list && *list ? json_loads(col(r, "context"), 0, NULL) : NULL;
@@ -785,6 +784,14 @@ static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
         }
     }
     json_decref(ctx);
+    return nh;
+}
+
+static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                       ap_llm_error_t *lerr, ap_err_t *err) {
+    ap_orch_model_fn fn = r->env->model ? r->env->model : ap_orch_model_builtin;
+    const char *hdr[8];
+    int nh = task_headers(r, hdr);
     return fn(r->env->model_ud, r->a, r->tenant, r->agent.id, col(r, "id"), hdr, nh, req, resp,
               lerr, err);
 }
@@ -906,7 +913,7 @@ static ap_rc append_reasoning(run_t *r, const ap_llm_resp_t *resp, int seq, ap_e
 
 /* --------------------------------------------------------------- the loop */
 
-typedef enum { GO_ON, STOP_PARKED, STOP_RETRY, STOP_LOST, STOP_CRASH } next_t;
+typedef enum { GO_ON, STOP_PARKED, STOP_RETRY, STOP_LOST, STOP_CRASH, STOP_AWAIT } next_t;
 
 static bool crash_at(const run_t *r, const char *where) {
     return r->env->crash && r->env->crash(r->env->crash_ud, where);
@@ -959,6 +966,42 @@ static next_t model_inline(run_t *r, ap_err_t *err) {
     return rc ? STOP_LOST : GO_ON;
 }
 
+/* The call's callback (any thread): the outcome goes to the runner. */
+static void on_model_done(void *cb_ud, const ap_llm_resp_t *resp, const ap_llm_error_t *lerr) {
+    ap_orch_await_t *w = cb_ud;
+    if (resp) w->resp = *resp;
+    if (lerr) w->lerr = *lerr;
+    else w->lerr.kind = AP_LLM_OK;
+    w->done = true;
+    w->report(w->report_ud, w);
+}
+
+/* Starts the model call and leaves the task waiting for it, leased: the
+ * started step is already durable.  The step's arena (request, call,
+ * response) goes with the call. */
+static next_t model_async(run_t *r, const ap_llm_req_t *req, int seq) {
+    ap_orch_await_t *w = ap_calloc(1, sizeof *w);
+    w->a = r->a;
+    snprintf(w->tenant, sizeof w->tenant, "%s", r->tenant);
+    snprintf(w->task, sizeof w->task, "%s", col(r, "id"));
+    w->seq = seq;
+    w->report = r->env->await_done;
+    w->report_ud = r->env->await_ud;
+    r->moved = true;
+    r->env->await_register(r->env->await_ud, w);
+    const char *hdr[8];
+    int nh = task_headers(r, hdr);
+    ap_err_t e = {0};
+    if (r->env->model_start(r->env->model_start_ud, w->a, r->tenant, r->agent.id, col(r, "id"),
+                            hdr, nh, req, on_model_done, w, &w->handle, &e)) {
+        /* not routable (unknown model, no key): reported as a failed call */
+        ap_llm_error_t le = {.kind = e.rc == AP_ERR_UNAVAILABLE ? AP_LLM_UPSTREAM : AP_LLM_BAD_REQUEST};
+        snprintf(le.message, sizeof le.message, "%s", e.detail[0] ? e.detail : e.msg);
+        on_model_done(w, NULL, &le);
+    }
+    return STOP_AWAIT;
+}
+
 static next_t model_step(run_t *r, ap_err_t *err) {
     step_t *last = r->nsteps ? &r->steps[r->nsteps - 1] : NULL;
     int seq;
@@ -980,6 +1023,7 @@ static next_t model_step(run_t *r, ap_err_t *err) {
     if (!rc) rc = flush(r, err); /* the started step is durable before the call */
     if (rc) return STOP_LOST;
     if (crash_at(r, "model")) return STOP_CRASH;
+    if (r->env->model_start) return model_async(r, &req, seq);
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
     rc = run_model(r, &req, &resp, &lerr, err);
@@ -1279,23 +1323,18 @@ static ap_rc claim(run_t *r, ap_err_t *err) {
     return rc;
 }
 
-ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_id,
-                                    const char *task_id, ap_orch_wake_t *wake) {
+/* Runs the task's steps until it parks, finishes, waits for a model call
+ * or stops; a and *r0 hold the state of a first, maybe open, transaction. */
+static ap_orch_run_result run_from(ap_orch_loop_env_t *env, const char *tenant_id,
+                                   const char *task_id, ap_orch_wake_t *wake, ap_arena_t *a,
+                                   run_t *r0, int batched) {
     ap_orch_run_result res = AP_ORCH_RUN_LOST;
-    ap_arena_t *a = ap_arena_new(16384);
-    /* a minimal row so col(r, "id") works before the first load */
     static const char *cols[] = {"id"};
-    const char *vals[] = {task_id};
-    run_t r = {.env = env, .a = a, .tenant = tenant_id, .wake = wake,
-               .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
-    ap_err_t err = {0};
-    if (claim(&r, &err)) {
-        ap_arena_free(a);
-        return AP_ORCH_RUN_LOST;
-    }
-    int batched = r.open ? 1 : 0; /* steps in the open transaction */
+    const char *vals[] = {NULL};
     char id[AP_UUID_LEN];
     snprintf(id, sizeof id, "%s", task_id);
+    run_t r = *r0;
+    ap_err_t err = {0};
     for (;;) {
         if (env->step_delay_ms > 0) usleep((useconds_t)env->step_delay_ms * 1000);
         if (!r.open) {
@@ -1324,6 +1363,11 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
             break;
         }
         next_t n = step(&r, &err);
+        if (n == STOP_AWAIT) {
+            a = NULL; /* the model call in flight owns it */
+            res = AP_ORCH_RUN_AWAIT;
+            break;
+        }
         batched++;
         if (n == GO_ON && r.open && batched < env->batch_steps) continue;
         if (n != STOP_LOST && n != STOP_CRASH && flush(&r, &err)) n = STOP_LOST;
@@ -1343,4 +1387,64 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
     }
     ap_arena_free(a);
     return res;
+}
+
+ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_id,
+                                    const char *task_id, ap_orch_wake_t *wake) {
+    ap_arena_t *a = ap_arena_new(16384);
+    /* a minimal row so col(r, "id") works before the first load */
+    static const char *cols[] = {"id"};
+    const char *vals[] = {task_id};
+    run_t r = {.env = env, .a = a, .tenant = tenant_id, .wake = wake,
+               .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+    ap_err_t err = {0};
+    if (claim(&r, &err)) {
+        ap_arena_free(a);
+        return AP_ORCH_RUN_LOST;
+    }
+    return run_from(env, tenant_id, task_id, wake, a, &r, r.open ? 1 : 0);
+}
+
+ap_orch_run_result ap_orch_loop_continue(ap_orch_loop_env_t *env, ap_orch_await_t *w,
+                                         ap_orch_wake_t *wake) {
+    ap_arena_t *a = ap_arena_new(16384);
+    char tenant[40], id[40];
+    snprintf(tenant, sizeof tenant, "%s", w->tenant);
+    snprintf(id, sizeof id, "%s", w->task);
+    static const char *cols[] = {"id"};
+    const char *vals[] = {id};
+    run_t r = {.env = env, .a = a, .tenant = tenant, .wake = wake,
+               .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+    ap_err_t err = {0};
+    next_t n = STOP_LOST;
+    if (!begin(&r, &err) && !load_steps(&r, &err) &&
+        !ap_orch_tv_agent(r.tx, tenant, col(&r, "assigned_agent_id"), "assigned_agent_id",
+                          &r.agent, &err)) {
+        step_t *last = r.nsteps ? &r.steps[r.nsteps - 1] : NULL;
+        if (last && last->seq == w->seq && strcmp(last->kind, "model_call") == 0 &&
+            strcmp(last->state, "started") == 0) {
+            if (w->lerr.kind != AP_LLM_OK) {
+                n = model_fail(&r, AP_OK, &w->lerr, &err);
+            } else {
+                json_t *res = keep(a, resp_json(&w->resp));
+                ap_rc rc = ap_orch_step_done(r.tx, tenant, id, w->seq, res,
+                                             w->resp.usage.prompt + w->resp.usage.completion, 0,
+                                             &err);
+                if (!rc) rc = append_reasoning(&r, &w->resp, w->seq, &err);
+                env->steps++;
+                n = rc ? STOP_LOST : GO_ON;
+            }
+        }
+    }
+    ap_arena_free(w->a); /* the response was copied into the step */
+    ap_free(w);
+    if (n != STOP_LOST && flush(&r, &err)) n = STOP_LOST;
+    ap_arena_free(a);
+    if (n == STOP_PARKED) return AP_ORCH_RUN_PARKED;
+    if (n == STOP_RETRY) return AP_ORCH_RUN_RETRY;
+    if (n != GO_ON) return AP_ORCH_RUN_LOST;
+    a = ap_arena_new(16384);
+    r = (run_t){.env = env, .a = a, .tenant = tenant, .wake = wake,
+                .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+    return run_from(env, tenant, id, wake, a, &r, 0);
 }

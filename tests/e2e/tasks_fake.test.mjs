@@ -117,3 +117,82 @@ test('a model that never finishes hits max_steps and fails with step_limit', asy
   const msgs = (await srv.request('GET', `/api/v1/tenants/${T.id}/tasks/${t.id}/messages`)).body.data;
   assert.ok(msgs.some((m) => m.message_type === 'question' && m.to_agent_id === team.researcher));
 });
+
+test('a task waiting on a slow model holds no runner: with one worker another task runs meanwhile', async () => {
+  const s = await startServer({
+    env: {
+      AP_PROVIDER_OPENAI_BASE_URL: `${fake.url}/v1`,
+      AP_PROVIDER_OPENAI_API_KEY: 'sk-fake-tasks-0123456789',
+      AP_FORWARD_HEADERS: 'x-fake-',
+      AP_TASK_WORKERS: '1',
+    },
+  });
+  try {
+    const U = await tenantWithKeys(s, 'One Worker');
+    const tm = researchTeam(s, U.id);
+    const cfg = await s.request('POST', `/api/v1/tenants/${U.id}/llm/configs`, {
+      key: U.keys.tenant_admin, body: { name: 'slow-gpt', primary_model: 'openai/gpt-4o-mini' },
+    });
+    assert.equal(cfg.status, 201, cfg.text);
+    sql(s, `UPDATE agents SET llm_config_id = '${cfg.body.id}' WHERE id = '${tm.writer}'`);
+    const slow = await s.request('POST', `/api/v1/tenants/${U.id}/tasks`, {
+      key: U.keys.operator,
+      body: { assigned_agent_id: tm.writer, objective: 'Write slowly', context: { _llm_headers: {
+        'x-fake-latency-ms': '2500', 'x-fake-tool-call': 'complete_task:{"output":"Slow but done.","confidence":0.9}',
+      } } },
+    });
+    assert.equal(slow.status, 201, slow.text);
+    // the slow task is waiting on its model call
+    await waitTask(s, `/api/v1/tenants/${U.id}/tasks/${slow.body.id}/steps`,
+      (x) => x.data.some((st) => st.kind === 'model_call' && st.state === 'started'), 10000, U.keys.viewer);
+    const t0 = Date.now();
+    const quick = await s.request('POST', `/api/v1/tenants/${U.id}/tasks`, {
+      key: U.keys.operator, body: { assigned_agent_id: tm.researcher, objective: 'How much did the EV battery market grow?' },
+    });
+    const q = await waitTask(s, `/api/v1/tenants/${U.id}/tasks/${quick.body.id}`, undefined, 10000, U.keys.viewer);
+    assert.equal(q.status, 'completed');
+    assert.ok(Date.now() - t0 < 2000, 'the quick task did not wait for the slow model call');
+    const sl = await waitTask(s, `/api/v1/tenants/${U.id}/tasks/${slow.body.id}`, undefined, 15000, U.keys.viewer);
+    assert.equal(sl.status, 'completed', JSON.stringify(sl.error));
+    assert.equal(sl.output, 'Slow but done.');
+    assert.ok(q.completed_at < sl.completed_at);
+  } finally { await s.stop(); }
+});
+
+test('SIGTERM while a model call is in flight: a clean stop, and the task completes after the restart', async () => {
+  const env = {
+    AP_PROVIDER_OPENAI_BASE_URL: `${fake.url}/v1`,
+    AP_PROVIDER_OPENAI_API_KEY: 'sk-fake-tasks-0123456789',
+    AP_FORWARD_HEADERS: 'x-fake-',
+    AP_TASK_LEASE_MS: '1000',
+    AP_TASK_SCAN_MS: '200',
+  };
+  const s1 = await startServer({ env });
+  const U = await tenantWithKeys(s1, 'Stopping');
+  const tm = researchTeam(s1, U.id);
+  const cfg = await s1.request('POST', `/api/v1/tenants/${U.id}/llm/configs`, {
+    key: U.keys.tenant_admin, body: { name: 'slow-gpt', primary_model: 'openai/gpt-4o-mini' },
+  });
+  sql(s1, `UPDATE agents SET llm_config_id = '${cfg.body.id}' WHERE id = '${tm.writer}'`);
+  const t = await s1.request('POST', `/api/v1/tenants/${U.id}/tasks`, {
+    key: U.keys.operator,
+    body: { assigned_agent_id: tm.writer, objective: 'Write slowly', context: { _llm_headers: {
+      'x-fake-latency-ms': '1500', 'x-fake-tool-call': 'complete_task:{"output":"Done after all.","confidence":0.9}',
+    } } },
+  });
+  await waitTask(s1, `/api/v1/tenants/${U.id}/tasks/${t.body.id}/steps`,
+    (x) => x.data.some((st) => st.kind === 'model_call' && st.state === 'started'), 10000, U.keys.viewer);
+  // a clean stop: the in-flight call is cancelled; no leak, exit 0 (checked by stop())
+  const keep = s1.dataDir;
+  s1.child.kill('SIGTERM');
+  const ex = await s1.exited;
+  assert.equal(ex.code, 0, s1.raw.join('').slice(-3000));
+  const s2 = await startServer({ env, dataDir: keep, db: s1.db });
+  try {
+    const fin = await waitTask(s2, `/api/v1/tenants/${U.id}/tasks/${t.body.id}`, undefined, 20000, U.keys.viewer);
+    assert.equal(fin.status, 'completed', JSON.stringify(fin.error));
+    assert.equal(fin.output, 'Done after all.');
+    const st = (await s2.request('GET', `/api/v1/tenants/${U.id}/tasks/${t.body.id}/steps`, { key: U.keys.viewer })).body.data;
+    assert.equal(st.filter((x) => x.kind === 'model_call').length, 1, 'the started call was redone in place');
+  } finally { await s2.stop(); }
+});
