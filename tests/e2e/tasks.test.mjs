@@ -439,6 +439,9 @@ test('the README\'s first task on the demo team: delegation, a colleague consult
 
 test('a task runs the agent\'s deployed version, not a newer draft', async () => {
   const k = T.keys.tenant_admin;
+  // the seeded teams of the tests above count against max_agents
+  const ent = await srv.request('PATCH', `/api/v1/tenants/${T.id}`, { body: { max_agents: 1000 } });
+  assert.equal(ent.status, 200, ent.text);
   const a = await srv.request('POST', '/api/v1/agents', { key: k, body: { name: 'Versioned', role: 'Analyst', capabilities: ['numbers'] } });
   assert.equal(a.status, 201, a.text);
   for (const op of ['validate', 'deploy'])
