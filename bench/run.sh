@@ -83,4 +83,9 @@ fi
 if [ "${BENCH_SKIP_VEC:-0}" != 1 ]; then
   bash bench/vec/run.sh >/dev/null
 fi
+# the task runner (bench/tasks.sh) appends its "## Tasks" section;
+# BENCH_SKIP_TASKS=1 leaves it out
+if [ "${BENCH_SKIP_TASKS:-0}" != 1 ]; then
+  bash bench/tasks.sh >/dev/null
+fi
 cat bench/RESULTS.md

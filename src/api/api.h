@@ -65,6 +65,20 @@ void ap_h_llm_config_get(ap_req_t *r);
 void ap_h_llm_config_update(ap_req_t *r);
 void ap_h_llm_config_delete(ap_req_t *r);
 
+/* tasks, messages, events (tasks.c) */
+void ap_h_task_create(ap_req_t *r);
+void ap_h_task_list(ap_req_t *r);
+void ap_h_task_get(ap_req_t *r);
+void ap_h_task_tree(ap_req_t *r);
+void ap_h_task_steps(ap_req_t *r);
+void ap_h_task_messages(ap_req_t *r);
+void ap_h_task_events(ap_req_t *r);
+void ap_h_task_cancel(ap_req_t *r);
+void ap_h_task_approve(ap_req_t *r);
+void ap_h_task_reject(ap_req_t *r);
+void ap_h_message_list(ap_req_t *r);
+void ap_h_message_create(ap_req_t *r);
+void ap_h_event_list(ap_req_t *r);
 /* agents, versions, lifecycle (agents.c) */
 void ap_h_agent_create(ap_req_t *r);
 void ap_h_agent_list(ap_req_t *r);

@@ -20,6 +20,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
+import { addAgent, waitTask } from './lib/team.mjs';
 
 const ROLES = ['tenant_admin', 'project_admin', 'operator', 'viewer', 'auditor'];
 const PROBLEM = 'application/problem+json';
@@ -110,6 +111,16 @@ before(async () => {
   for (let i = 0; i < 12; i++) A.pool.push((await mkAgent(A.id, 'create')).id);
   A.rel = await mkRel(A.id, A.pool[0], A.agent.id, 'supervises');
   A.skill = await mkSkill(A.id, A.agent.id);
+  // tasks: an agent of each tenant (seeded in the store), one finished task of B
+  A.taskAgent = addAgent(srv, A.id, { name: 'alpha-worker', role: 'analyst', capabilities: ['analysis'] });
+  A.gate = addAgent(srv, A.id, { name: 'alpha-gated', role: 'analyst', autonomy: 'approval_required' });
+  B.taskAgent = addAgent(srv, B.id, { name: 'bravo-worker', role: 'bravo analyst', capabilities: ['bravo'] });
+  const bt = await srv.request('POST', `/api/v1/tenants/${B.id}/tasks`, {
+    body: { assigned_agent_id: B.taskAgent, objective: 'Bravo confidential objective' },
+  });
+  assert.equal(bt.status, 201, bt.text);
+  B.task = await waitTask(srv, `/api/v1/tenants/${B.id}/tasks/${bt.body.id}`);
+  A.task = await mkTask(A.id);
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
@@ -121,8 +132,20 @@ function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
     B.provider.id, B.provider.name, B.config.id, B.config.name, B.agent.id, B.agent.name,
-    B.agent2.id, B.group.id, B.group.name, B.rel.id, B.skill.id, B.skill.skill_name]
+    B.agent2.id, B.group.id, B.group.name, B.rel.id, B.skill.id, B.skill.skill_name,
+    B.taskAgent, B.task.id, 'bravo-worker', 'Bravo confidential objective']
     .filter(Boolean);
+}
+
+// A task of tid; gated: one waiting for approval (its agent's autonomy).
+async function mkTask(tid, gated = false) {
+  const c = await srv.request('POST', `/api/v1/tenants/${tid}/tasks`, {
+    body: { assigned_agent_id: gated ? A.gate : A.taskAgent, objective: `own task ${++seq}` },
+  });
+  assert.equal(c.status, 201, c.text);
+  return waitTask(srv, `/api/v1/tenants/${tid}/tasks/${c.body.id}`,
+    (t) => (gated ? t.status === 'waiting_input' && t.approval_state === 'pending'
+      : ['completed', 'failed', 'cancelled'].includes(t.status)));
 }
 
 async function mkConfig(tid) {
@@ -212,6 +235,10 @@ function validBody(route, ctx) {
     case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
     case 'llm.config.create': return { name: `probe-cfg-${n}`, temperature: 0.5 };
     case 'llm.config.update': return { temperature: 1.5 };
+    case 'task.create': return { assigned_agent_id: A.taskAgent, objective: `probe ${n}` };
+    case 'task.cancel': return { reason: `probe ${n}` };
+    case 'task.approve': case 'task.reject': return { comment: `probe ${n}` };
+    case 'message.create': return { message_type: 'update', content: { text: `probe ${n}` } };
     case 'agent.create': return { name: `probe-agent-${n}`, role: 'Analyst', capabilities: ['numbers'] };
     case 'agent.update': return { description: `probe ${n}`, tools: ['recall'] };
     case 'agent.skill.create': return { skill_name: `probe-skill-${n}`, learned_from: 'observation' };
@@ -262,6 +289,8 @@ async function snapshotB() {
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
     configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
+    tasks: (await get(`/api/v1/tenants/${B.id}/tasks?limit=500`, B.keys.tenant_admin)).data,
+    messages: (await get(`/api/v1/tenants/${B.id}/messages?limit=500`, B.keys.tenant_admin)).data,
     agents: (await get(`/api/v1/tenants/${B.id}/agents?limit=500`, B.keys.tenant_admin)).data,
     versions: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent.id}/versions`, B.keys.tenant_admin)).data,
     groups: (await get(`/api/v1/tenants/${B.id}/agent-groups?limit=500`, B.keys.tenant_admin)).data,
@@ -312,7 +341,7 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
   const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id,
-    agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id };
+    agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -330,7 +359,7 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
         config_id: randomUUID(), agent_id: randomUUID(), version: '1', group_id: randomUUID(),
-        relationship_id: randomUUID(), skill_id: randomUUID(),
+        relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID(),
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -363,15 +392,15 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|group_id|relationship_id|skill_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|group_id|relationship_id|skill_id|task_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id });
       const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), agent_id: randomUUID(), version: '1',
-        group_id: randomUUID(), relationship_id: randomUUID(), skill_id: randomUUID() });
+        group_id: randomUUID(), relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID() });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -386,7 +415,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.group.id, B.rel.id, B.skill.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.group.id, B.rel.id, B.skill.id, B.task.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -421,13 +450,15 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
+      const task = !route.path.includes('{task_id}') ? null
+        : ['task.approve', 'task.reject'].includes(route.action) ? await mkTask(A.id, true) : A.task;
       const agent = mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
       const group = mutating && route.path.includes('{group_id}') ? await mkGroup(A.id, [agent.id]) : A.group;
       const rel = mutating && route.path.includes('{relationship_id}')
         ? await mkRel(A.id, (await mkAgent(A.id, 'create')).id, agent.id) : A.rel;
       const skill = mutating && route.path.includes('{skill_id}') ? await mkSkill(A.id, agent.id) : A.skill;
       const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, agent_id: agent.id, version: '1',
-        group_id: group.id, relationship_id: rel.id, skill_id: skill.id });
+        group_id: group.id, relationship_id: rel.id, skill_id: skill.id, task_id: task?.id });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}),
       });
