@@ -20,6 +20,7 @@ static const struct {
     {"users", ap_cmd_users, "manage users through the API"},
     {"keys", ap_cmd_keys, "manage API keys through the API"},
     {"llm", ap_cmd_llm, "list LLM models and providers, and the tenant's usage, through the API"},
+    {"mcp", ap_cmd_mcp, "serve the platform's MCP tools on stdio (--stdio)"},
 };
 
 static void usage(FILE *f) {

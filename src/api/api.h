@@ -71,4 +71,8 @@ void ap_h_gw_messages(ap_req_t *r);
 void ap_h_gw_embeddings(ap_req_t *r);
 void ap_h_gw_models(ap_req_t *r);
 
+/* the MCP endpoint (mcp.c) */
+void ap_h_mcp_post(ap_req_t *r);
+void ap_h_mcp_delete(ap_req_t *r);
+
 #endif

@@ -82,5 +82,9 @@ const ap_route_t ap_routes[] = {
     {"GET", "/v1/models", ap_h_gw_models, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.models", 1},
     {"POST", "/v1/messages", ap_h_gw_messages, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.messages", 2},
 
+    /* the MCP endpoint (Streamable HTTP); errors as JSON-RPC error objects */
+    {"POST", "/mcp", ap_h_mcp_post, AP_PERM_MCP_USE, AP_SCOPE_CRED, "mcp.call", AP_ERROR_WIRE_JSONRPC},
+    {"DELETE", "/mcp", ap_h_mcp_delete, AP_PERM_MCP_USE, AP_SCOPE_CRED, "mcp.session.delete", AP_ERROR_WIRE_JSONRPC},
+
     {NULL, NULL, NULL, AP_PERM_NONE, AP_SCOPE_PUBLIC, NULL},
 };

@@ -205,6 +205,7 @@ static int routes(void) {
                               "action", r->action, "errors",
                               r->error_wire == 0 ? "problem"
                               : r->error_wire == 1 ? "openai"
+                              : r->error_wire == AP_ERROR_WIRE_JSONRPC ? "jsonrpc"
                                                    : "anthropic");
         char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", line);

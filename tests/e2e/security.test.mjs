@@ -131,6 +131,14 @@ function fill(path, ids) {
   });
 }
 
+// Headers a route needs besides the credential: DELETE /mcp names a session
+// of the calling key (opened here when the key may open one).
+async function validHeaders(route, key) {
+  if (route.action !== 'mcp.session.delete') return {};
+  const init = await srv.request('POST', '/mcp', { key, body: validBody({ action: 'mcp.call' }, {}) });
+  return { 'mcp-session-id': init.headers.get('mcp-session-id') || '0'.repeat(32) };
+}
+
 // A valid body for a mutating route (a stronger probe than {}).
 function validBody(route, ctx) {
   const n = ++seq;
@@ -146,6 +154,9 @@ function validBody(route, ctx) {
     case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
     case 'llm.config.create': return { name: `probe-cfg-${n}`, temperature: 0.5 };
     case 'llm.config.update': return { temperature: 1.5 };
+    case 'mcp.call':
+      return { jsonrpc: '2.0', id: n, method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -340,7 +351,7 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
       const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id });
       const r = await srv.request(route.method, path, {
-        key: A.keys[role], body: validBody(route, {}),
+        key: A.keys[role], body: validBody(route, {}), headers: await validHeaders(route, A.keys[role]),
       });
       assert.ok(r.status !== 404 && r.status < 500, `${what}: ${r.status} ${r.text}`);
       if (allows(role, route.permission)) {

@@ -1,0 +1,439 @@
+/*
+ * tools.c - the MCP tool table and the calls behind it (see tools.h).
+ *
+ * 1. list_agents, get_task and create_task read and write the orch schema
+ *    (0005) directly: create_task queues a task exactly as the task
+ *    service will (status queued, the agent's deployed version, audit
+ *    "task.create"), and is to call that service once it is in the tree.
+ * 2. The agent-to-agent tools (delegate_to_agent, query_agent,
+ *    escalate_to_supervisor) and the memory tools (remember, recall,
+ *    learn_entity, query_knowledge) are described here with their inputs
+ *    and permissions but have no handler until their services exist; they
+ *    are left out of tools/list until then.
+ */
+#include "mcp/tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/id.h"
+#include "core/time.h"
+
+/* ---- inputs ------------------------------------------------------------ */
+
+static const char *const agent_statuses[] = {"draft",   "validated", "deployed",
+                                             "running", "paused",    "retired", NULL};
+static const char *const priorities[] = {"critical", "high", "normal", "low", "background", NULL};
+
+static const ap_jfield_t list_agents_f[] = {
+    {"status", AP_JT_STRING, false, false, agent_statuses, 0, 0, 0},
+    {"limit", AP_JT_INT, false, false, NULL, 0, 1, 200},
+    {"cursor", AP_JT_STRING, false, false, NULL, 36, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const list_agents_d[] = {
+    "only agents in this lifecycle status",
+    "how many agents to return (1-200, default 50)",
+    "next_cursor of the previous page",
+};
+
+static const ap_jfield_t get_task_f[] = {
+    {"task_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const get_task_d[] = {"the task's id (a UUID)"};
+
+static const ap_jfield_t create_task_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"objective", AP_JT_STRING, true, false, NULL, 8000, 0, 0},
+    {"priority", AP_JT_STRING, false, false, priorities, 0, 0, 0},
+    {"task_type", AP_JT_STRING, false, false, NULL, 64, 0, 0},
+    {"context", AP_JT_OBJECT, false, false, NULL, 0, 0, 0},
+    {"requires_approval", AP_JT_BOOL, false, false, NULL, 0, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const create_task_d[] = {
+    "id of the deployed agent that is to do the task",
+    "what the agent is to achieve, in plain words",
+    "scheduling priority (default normal)",
+    "a label for the kind of task (default general)",
+    "facts the agent may use, as a JSON object",
+    "park the result for a person's approval before it completes",
+};
+
+static const ap_jfield_t delegate_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"objective", AP_JT_STRING, true, false, NULL, 8000, 0, 0},
+    {"parent_task_id", AP_JT_STRING, false, false, NULL, 36, 0, 0},
+    {"priority", AP_JT_STRING, false, false, priorities, 0, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const delegate_d[] = {
+    "the agent to hand the work to",
+    "what that agent is to achieve",
+    "the task this work is part of",
+    "scheduling priority (default normal)",
+};
+
+static const ap_jfield_t query_agent_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"question", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const query_agent_d[] = {"the agent to ask", "the question"};
+
+static const ap_jfield_t escalate_f[] = {
+    {"task_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"reason", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const escalate_d[] = {"the task to escalate",
+                                         "why the supervisor is needed"};
+
+static const ap_jfield_t remember_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"content", AP_JT_STRING, true, false, NULL, 8000, 0, 0},
+    {"importance", AP_JT_NUMBER, false, false, NULL, 0, 0, 1},
+    AP_JFIELDS_END,
+};
+static const char *const remember_d[] = {"whose memory", "what to remember",
+                                         "0 (trivial) to 1 (vital)"};
+
+static const ap_jfield_t recall_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"query", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
+    {"limit", AP_JT_INT, false, false, NULL, 0, 1, 50},
+    AP_JFIELDS_END,
+};
+static const char *const recall_d[] = {"whose memory", "what to look for",
+                                       "how many memories (1-50)"};
+
+static const ap_jfield_t learn_entity_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"name", AP_JT_STRING, true, false, NULL, 200, 0, 0},
+    {"entity_type", AP_JT_STRING, true, false, NULL, 64, 0, 0},
+    {"facts", AP_JT_OBJECT, false, false, NULL, 0, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const learn_entity_d[] = {"whose knowledge graph", "the entity's name",
+                                             "its kind (person, product …)",
+                                             "attributes as a JSON object"};
+
+static const ap_jfield_t query_knowledge_f[] = {
+    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
+    {"query", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
+    AP_JFIELDS_END,
+};
+static const char *const query_knowledge_d[] = {"whose knowledge graph", "what to look for"};
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static ap_rc list_agents(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                         ap_err_t *err) {
+    int limit = (int)ap_json_int(args, "limit", 50);
+    const char *status = ap_json_str(args, "status");
+    const char *cursor = ap_json_str(args, "cursor");
+    if (cursor && !ap_uuid_valid(cursor))
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid cursor",
+                          "pass next_cursor from the previous page unchanged",
+                          "cursor \"%.36s\" is not one this list returned", cursor);
+    ap_val_t p[] = {AP_VTEXT(c->tenant_id), AP_VTEXT(status), AP_VTEXT(status), AP_VTEXT(cursor),
+                    AP_VTEXT(cursor), AP_VINT(limit + 1)};
+    ap_rows_t rows;
+    ap_rc rc = ap_tx_query(tx,
+                           "SELECT id, name, description, role, capabilities, status, version,"
+                           " deployed_version, autonomy_level, created_at, updated_at FROM agents"
+                           " WHERE tenant_id = ? AND (? IS NULL OR status = ?)"
+                           " AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+                           p, 6, &rows, err);
+    if (rc) return rc;
+    static const char *const ints[] = {"version", "deployed_version", NULL};
+    json_t *items = json_array();
+    int n = rows.nrows > limit ? limit : rows.nrows;
+    for (int i = 0; i < n; i++) {
+        json_t *o = ap_rows_json(&rows, i, ints);
+        json_t *caps = json_loads(ap_rows_get(&rows, i, "capabilities"), 0, NULL);
+        json_object_set_new(o, "capabilities", caps ? caps : json_array());
+        json_array_append_new(items, o);
+    }
+    *out = json_pack("{s:o,s:o}", "agents", items, "next_cursor",
+                     rows.nrows > limit ? json_string(ap_rows_get(&rows, n - 1, "id"))
+                                        : json_null());
+    return AP_OK;
+}
+
+static ap_rc task_not_found(ap_err_t *err, const char *id) {
+    return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "task not found",
+                      "check the task id (create_task returns it)",
+                      "no task with id \"%.36s\" in this tenant", id);
+}
+
+static ap_rc get_task(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                      ap_err_t *err) {
+    const char *id = ap_json_str(args, "task_id");
+    if (!ap_uuid_valid(id)) return task_not_found(err, id);
+    ap_val_t p[] = {AP_VTEXT(c->tenant_id), AP_VTEXT(id)};
+    ap_rows_t rows;
+    ap_rc rc = ap_tx_query(tx,
+                           "SELECT id, assigned_agent_id, agent_version, group_id, status,"
+                           " priority, task_type, objective, context, output, confidence,"
+                           " parent_task_id, depth, requires_approval, approval_state, tokens_used,"
+                           " cost, error, created_at, updated_at, started_at, completed_at"
+                           " FROM agent_tasks WHERE tenant_id = ? AND id = ?",
+                           p, 2, &rows, err);
+    if (rc) return rc;
+    if (rows.nrows == 0) return task_not_found(err, id);
+    static const char *const ints[] = {"agent_version", "depth", "tokens_used", NULL};
+    json_t *o = ap_rows_json(&rows, 0, ints);
+    json_t *ctx = json_loads(ap_rows_get(&rows, 0, "context"), 0, NULL);
+    json_object_set_new(o, "context", ctx ? ctx : json_object());
+    const char *e = ap_rows_get(&rows, 0, "error");
+    json_t *je = e ? json_loads(e, 0, NULL) : NULL;
+    json_object_set_new(o, "error", je ? je : json_null());
+    const char *conf = ap_rows_get(&rows, 0, "confidence");
+    json_object_set_new(o, "confidence", conf ? json_real(strtod(conf, NULL)) : json_null());
+    const char *cost = ap_rows_get(&rows, 0, "cost");
+    json_object_set_new(o, "cost", json_real(cost ? strtod(cost, NULL) : 0));
+    json_object_set_new(o, "requires_approval",
+                        json_boolean(ap_rows_int(&rows, 0, "requires_approval", 0)));
+    *out = o;
+    return AP_OK;
+}
+
+static int priority_rank(const char *p) {
+    for (int i = 0; priorities[i]; i++)
+        if (strcmp(priorities[i], p) == 0) return i;
+    return 2;
+}
+
+static ap_rc create_task(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                         ap_err_t *err) {
+    const char *agent = ap_json_str(args, "agent_id");
+    const char *objective = ap_json_str(args, "objective");
+    const char *prio = ap_json_str(args, "priority");
+    const char *type = ap_json_str(args, "task_type");
+    json_t *ctx = json_object_get(args, "context");
+    bool approval = json_is_true(json_object_get(args, "requires_approval"));
+    if (!prio) prio = "normal";
+    if (!type) type = "general";
+    if (!*objective)
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "empty objective",
+                          "say what the agent is to achieve", "field \"objective\" is empty");
+    ap_rows_t rows;
+    ap_val_t pa[] = {AP_VTEXT(c->tenant_id), AP_VTEXT(agent)};
+    ap_rc rc = AP_OK;
+    if (ap_uuid_valid(agent))
+        rc = ap_tx_query(tx,
+                         "SELECT status, deployed_version FROM agents WHERE tenant_id = ? AND id = ?",
+                         pa, 2, &rows, err);
+    else
+        rows.nrows = 0;
+    if (rc) return rc;
+    if (rows.nrows == 0)
+        return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "agent not found",
+                          "list_agents names the agents of this tenant",
+                          "no agent with id \"%.36s\" in this tenant", agent);
+    const char *status = ap_rows_get(&rows, 0, "status");
+    const char *dv = ap_rows_get(&rows, 0, "deployed_version");
+    if (!dv || (strcmp(status, "deployed") != 0 && strcmp(status, "running") != 0))
+        return ap_err_set(err, AP_ERR_CONFLICT, "agent-not-deployed", "agent is not deployed",
+                          "deploy the agent first, or pick a deployed one with list_agents",
+                          "agent \"%.36s\" is %s; tasks run on deployed agents", agent, status);
+    char id[AP_UUID_LEN], now[AP_TIME_LEN];
+    ap_uuid7(id);
+    ap_time_format(ap_now_ms(), now);
+    char *ctx_s = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    ap_val_t v[] = {AP_VTEXT(id),
+                    AP_VTEXT(c->tenant_id),
+                    AP_VTEXT(agent),
+                    AP_VINT(atoll(dv)),
+                    AP_VTEXT(c->key_id),
+                    AP_VTEXT(prio),
+                    AP_VINT(priority_rank(prio)),
+                    AP_VTEXT(type),
+                    AP_VTEXT(objective),
+                    AP_VTEXT(ctx_s ? ctx_s : "{}"),
+                    AP_VINT(approval ? 1 : 0),
+                    AP_VTEXT(id),
+                    AP_VTEXT(now),
+                    AP_VTEXT(now)};
+    rc = ap_tx_query(tx,
+                     "INSERT INTO agent_tasks (id, tenant_id, assigned_agent_id, agent_version,"
+                     " created_by, human_requested, status, priority, priority_rank, task_type,"
+                     " objective, context, requires_approval, root_task_id, created_at, updated_at)"
+                     " VALUES (?, ?, ?, ?, ?, 1, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     v, 14, NULL, err);
+    free(ctx_s);
+    if (rc) return rc;
+    json_t *changes = json_pack("{s:s,s:s,s:s,s:s}", "agent_id", agent, "priority", prio,
+                                "task_type", type, "via", "mcp");
+    ap_audit_event_t ev = {"task.create", "task", id, "success", changes};
+    rc = ap_audit_append(tx, c->tenant_id, c->actor, &ev, NULL, err);
+    json_decref(changes);
+    if (rc) return rc;
+    *out = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "id", id, "status", "queued",
+                     "assigned_agent_id", agent, "agent_version", (json_int_t)atoll(dv), "priority",
+                     prio, "objective", objective, "created_at", now);
+    return AP_OK;
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+#define FIELDS(x) x##_f, x##_d
+
+const ap_mcp_tool_t ap_mcp_tools[] = {
+    {"list_agents", "List agents",
+     "Lists the agents of your tenant with their role, capabilities and lifecycle status "
+     "(paged: pass next_cursor back as cursor).",
+     FIELDS(list_agents), AP_PERM_AGENT_READ, false, list_agents},
+    {"get_task", "Get a task",
+     "Returns one task: its status (queued, thinking, executing, waiting_input, delegated, "
+     "reviewing, completed, failed, cancelled), output, confidence, tokens and cost.",
+     FIELDS(get_task), AP_PERM_TASK_READ, false, get_task},
+    {"create_task", "Create a task",
+     "Queues a task for a deployed agent; the agent works on it in the background. Returns "
+     "the task id to follow with get_task.",
+     FIELDS(create_task), AP_PERM_TASK_WRITE, true, create_task},
+    {"delegate_to_agent", "Delegate to an agent",
+     "Hands part of a task to another agent as a subtask.", FIELDS(delegate),
+     AP_PERM_TASK_WRITE, true, NULL},
+    {"query_agent", "Ask an agent",
+     "Asks an agent a question and returns its answer.", FIELDS(query_agent),
+     AP_PERM_TASK_WRITE, true, NULL},
+    {"escalate_to_supervisor", "Escalate to the supervisor",
+     "Hands a task up to the assigned agent's supervisor, with the reason.", FIELDS(escalate),
+     AP_PERM_TASK_WRITE, true, NULL},
+    {"remember", "Remember", "Stores a memory for an agent.", FIELDS(remember),
+     AP_PERM_MEMORY_WRITE, true, NULL},
+    {"recall", "Recall", "Finds an agent's memories closest in meaning to a query.",
+     FIELDS(recall), AP_PERM_MEMORY_READ, false, NULL},
+    {"learn_entity", "Learn an entity",
+     "Adds or updates an entity and its facts in an agent's knowledge graph.",
+     FIELDS(learn_entity), AP_PERM_MEMORY_WRITE, true, NULL},
+    {"query_knowledge", "Query knowledge",
+     "Finds entities and facts in an agent's knowledge graph.", FIELDS(query_knowledge),
+     AP_PERM_MEMORY_READ, false, NULL},
+    {NULL, NULL, NULL, NULL, NULL, AP_PERM_NONE, false, NULL},
+};
+
+/* ---- schema, list, call ------------------------------------------------ */
+
+json_t *ap_mcp_tool_schema(const ap_mcp_tool_t *t) {
+    json_t *props = json_object(), *req = json_array();
+    for (int i = 0; t->fields[i].name; i++) {
+        const ap_jfield_t *f = &t->fields[i];
+        json_t *p = json_pack("{s:s}", "type", ap_jtype_name(f->type));
+        if (t->field_docs && t->field_docs[i])
+            json_object_set_new(p, "description", json_string(t->field_docs[i]));
+        if (f->type == AP_JT_STRING && !f->enums)
+            json_object_set_new(p, "maxLength", json_integer((json_int_t)(f->max_len ? f->max_len : 4096)));
+        if (f->type == AP_JT_STRING) {
+            if (f->enums) {
+                json_t *e = json_array();
+                for (const char *const *s = f->enums; *s; s++) json_array_append_new(e, json_string(*s));
+                json_object_set_new(p, "enum", e);
+            }
+        }
+        if ((f->type == AP_JT_INT || f->type == AP_JT_NUMBER) && f->min < f->max) {
+            json_object_set_new(p, "minimum", f->type == AP_JT_INT ? json_integer((json_int_t)f->min) : json_real(f->min));
+            json_object_set_new(p, "maximum", f->type == AP_JT_INT ? json_integer((json_int_t)f->max) : json_real(f->max));
+        }
+        json_object_set_new(props, f->name, p);
+        if (f->required) json_array_append_new(req, json_string(f->name));
+    }
+    json_t *s = json_pack("{s:s,s:o,s:b}", "type", "object", "properties", props,
+                          "additionalProperties", 0);
+    if (json_array_size(req)) json_object_set_new(s, "required", req);
+    else json_decref(req);
+    return s;
+}
+
+const ap_mcp_tool_t *ap_mcp_tool_find(const char *name) {
+    for (const ap_mcp_tool_t *t = ap_mcp_tools; t->name; t++)
+        if (t->fn && strcmp(t->name, name) == 0) return t;
+    return NULL;
+}
+
+json_t *ap_mcp_tools_list(void) {
+    json_t *arr = json_array();
+    for (const ap_mcp_tool_t *t = ap_mcp_tools; t->name; t++) {
+        if (!t->fn) continue;
+        json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:{s:s,s:b}}", "name", t->name, "title", t->title,
+                              "description", t->description, "inputSchema", ap_mcp_tool_schema(t),
+                              "annotations", "title", t->title, "readOnlyHint", !t->writes);
+        json_array_append_new(arr, o);
+    }
+    return json_pack("{s:o}", "tools", arr);
+}
+
+static json_t *text_result(const char *text, bool is_error, json_t *structured) {
+    json_t *r = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", text,
+                          "isError", is_error);
+    if (structured) json_object_set_new(r, "structuredContent", structured);
+    return r;
+}
+
+static json_t *error_result(const ap_err_t *err) {
+    char text[1200];
+    if (err->rc == AP_ERR_INTERNAL || err->rc == AP_ERR_IO)
+        snprintf(text, sizeof text, "error: the platform could not complete the call; retry later");
+    else
+        snprintf(text, sizeof text, "error: %s: %s%s%s", err->msg[0] ? err->msg : ap_rc_name(err->rc),
+                 err->detail, err->hint[0] ? "; " : "", err->hint);
+    return text_result(text, true, NULL);
+}
+
+/* The audit entry of a call that did not go through (its own transaction). */
+static void audit_outcome(const ap_mcp_caller_t *c, ap_arena_t *a, const ap_mcp_tool_t *t,
+                          const char *outcome, const ap_err_t *why) {
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    json_t *changes = json_pack("{s:s,s:s,s:s}", "tool", t->name, "permission",
+                                ap_perm_name(t->perm), "error", why->type[0] ? why->type : ap_rc_type(why->rc));
+    ap_audit_event_t ev = {"mcp.tool.call", "mcp_tool", t->name, outcome, changes};
+    ap_rc rc = ap_db_begin(c->db, c->tenant_id, AP_TX_WRITE, a, &tx, &err);
+    if (!rc) rc = ap_audit_append(tx, c->tenant_id, c->actor, &ev, NULL, &err);
+    if (!rc) rc = ap_tx_commit(tx, &err);
+    json_decref(changes);
+    (void)rc; /* the call's answer stands; a failed audit write is logged by the store */
+}
+
+json_t *ap_mcp_tool_call(const ap_mcp_caller_t *c, ap_arena_t *a, const ap_mcp_tool_t *t,
+                         json_t *args) {
+    ap_err_t err = {0};
+    if (!ap_policy_allows(c->role, t->perm)) {
+        ap_err_set(&err, AP_ERR_DENIED, "forbidden", "permission denied",
+                   "use an API key whose role has that permission",
+                   "tool %s needs permission %s; role %s lacks it", t->name, ap_perm_name(t->perm),
+                   ap_role_name(c->role));
+        audit_outcome(c, a, t, "denied", &err);
+        return error_result(&err);
+    }
+    if (ap_json_check(args, t->fields, &err)) {
+        audit_outcome(c, a, t, "failure", &err);
+        return error_result(&err);
+    }
+    ap_tx_t *tx = NULL;
+    json_t *out = NULL;
+    /* a write transaction even for reading tools: the audit entry is written in it */
+    ap_rc rc = ap_db_begin(c->db, c->tenant_id, AP_TX_WRITE, a, &tx, &err);
+    if (!rc) rc = t->fn(tx, c, args, &out, &err);
+    if (!rc) {
+        json_t *changes = json_pack("{s:s,s:s}", "tool", t->name, "permission", ap_perm_name(t->perm));
+        ap_audit_event_t ev = {"mcp.tool.call", "mcp_tool", t->name, "success", changes};
+        rc = ap_audit_append(tx, c->tenant_id, c->actor, &ev, NULL, &err);
+        json_decref(changes);
+    }
+    if (!rc) rc = ap_tx_commit(tx, &err);
+    if (rc) {
+        json_decref(out);
+        if (tx) ap_tx_rollback(tx);
+        audit_outcome(c, a, t, "failure", &err);
+        return error_result(&err);
+    }
+    char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_t *r = text_result(text ? text : "{}", false, out);
+    free(text);
+    return r;
+}
