@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/id.h"
+#include "core/log.h"
 #include "core/time.h"
 
 /* ---- inputs ------------------------------------------------------------ */
@@ -138,15 +139,21 @@ static ap_rc list_agents(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, js
         return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid cursor",
                           "pass next_cursor from the previous page unchanged",
                           "cursor \"%.36s\" is not one this list returned", cursor);
-    ap_val_t p[] = {AP_VTEXT(c->tenant_id), AP_VTEXT(status), AP_VTEXT(status), AP_VTEXT(cursor),
-                    AP_VTEXT(cursor), AP_VINT(limit + 1)};
+    /* conditions are added, not "? IS NULL": PostgreSQL cannot type a bare NULL parameter */
+    ap_val_t p[4];
+    int np = 0;
+    p[np++] = AP_VTEXT(c->tenant_id);
+    if (status) p[np++] = AP_VTEXT(status);
+    if (cursor) p[np++] = AP_VTEXT(cursor);
+    p[np++] = AP_VINT(limit + 1);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT id, name, description, role, capabilities, status, version,"
+             " deployed_version, autonomy_level, created_at, updated_at FROM agents"
+             " WHERE tenant_id = ?%s%s ORDER BY id LIMIT ?",
+             status ? " AND status = ?" : "", cursor ? " AND id > ?" : "");
     ap_rows_t rows;
-    ap_rc rc = ap_tx_query(tx,
-                           "SELECT id, name, description, role, capabilities, status, version,"
-                           " deployed_version, autonomy_level, created_at, updated_at FROM agents"
-                           " WHERE tenant_id = ? AND (? IS NULL OR status = ?)"
-                           " AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
-                           p, 6, &rows, err);
+    ap_rc rc = ap_tx_query(tx, sql, p, np, &rows, err);
     if (rc) return rc;
     static const char *const ints[] = {"version", "deployed_version", NULL};
     json_t *items = json_array();
@@ -376,8 +383,11 @@ static json_t *text_result(const char *text, bool is_error, json_t *structured) 
 
 static json_t *error_result(const ap_err_t *err) {
     char text[1200];
-    if (err->rc == AP_ERR_INTERNAL || err->rc == AP_ERR_IO)
+    if (err->rc == AP_ERR_INTERNAL || err->rc == AP_ERR_IO) {
+        ap_log(AP_LOG_ERROR, "mcp tool call failed", "{s:s,s:s}", "error", err->msg, "detail",
+               err->detail);
         snprintf(text, sizeof text, "error: the platform could not complete the call; retry later");
+    }
     else
         snprintf(text, sizeof text, "error: %s: %s%s%s", err->msg[0] ? err->msg : ap_rc_name(err->rc),
                  err->detail, err->hint[0] ? "; " : "", err->hint);
