@@ -74,5 +74,12 @@ void ap_h_gw_models(ap_req_t *r);
 /* the MCP endpoint (mcp.c) */
 void ap_h_mcp_post(ap_req_t *r);
 void ap_h_mcp_delete(ap_req_t *r);
+/* a tenant's external MCP servers (mcp_servers.c) */
+void ap_h_mcp_server_create(ap_req_t *r);
+void ap_h_mcp_server_list(ap_req_t *r);
+void ap_h_mcp_server_get(ap_req_t *r);
+void ap_h_mcp_server_delete(ap_req_t *r);
+void ap_h_mcp_server_discover(ap_req_t *r);
+void ap_h_mcp_server_call(ap_req_t *r);
 
 #endif

@@ -86,5 +86,19 @@ const ap_route_t ap_routes[] = {
     {"POST", "/mcp", ap_h_mcp_post, AP_PERM_MCP_USE, AP_SCOPE_CRED, "mcp.call", AP_ERROR_WIRE_JSONRPC},
     {"DELETE", "/mcp", ap_h_mcp_delete, AP_PERM_MCP_USE, AP_SCOPE_CRED, "mcp.session.delete", AP_ERROR_WIRE_JSONRPC},
 
+    /* external MCP servers of the tenant, for its agents (api/mcp_servers.c) */
+    {"POST", T "/mcp-servers", ap_h_mcp_server_create, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_PATH, "mcp.server.create"},
+    {"GET", T "/mcp-servers", ap_h_mcp_server_list, AP_PERM_AGENT_READ, AP_SCOPE_PATH, "mcp.server.list"},
+    {"GET", T "/mcp-servers/{server_id}", ap_h_mcp_server_get, AP_PERM_AGENT_READ, AP_SCOPE_PATH, "mcp.server.get"},
+    {"DELETE", T "/mcp-servers/{server_id}", ap_h_mcp_server_delete, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_PATH, "mcp.server.delete"},
+    {"POST", T "/mcp-servers/{server_id}:discover", ap_h_mcp_server_discover, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_PATH, "mcp.server.discover"},
+    {"POST", T "/mcp-servers/{server_id}/tools/{tool}:call", ap_h_mcp_server_call, AP_PERM_TASK_WRITE, AP_SCOPE_PATH, "mcp.server.call"},
+    {"POST", "/api/v1/mcp-servers", ap_h_mcp_server_create, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_CRED, "mcp.server.create"},
+    {"GET", "/api/v1/mcp-servers", ap_h_mcp_server_list, AP_PERM_AGENT_READ, AP_SCOPE_CRED, "mcp.server.list"},
+    {"GET", "/api/v1/mcp-servers/{server_id}", ap_h_mcp_server_get, AP_PERM_AGENT_READ, AP_SCOPE_CRED, "mcp.server.get"},
+    {"DELETE", "/api/v1/mcp-servers/{server_id}", ap_h_mcp_server_delete, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_CRED, "mcp.server.delete"},
+    {"POST", "/api/v1/mcp-servers/{server_id}:discover", ap_h_mcp_server_discover, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_CRED, "mcp.server.discover"},
+    {"POST", "/api/v1/mcp-servers/{server_id}/tools/{tool}:call", ap_h_mcp_server_call, AP_PERM_TASK_WRITE, AP_SCOPE_CRED, "mcp.server.call"},
+
     {NULL, NULL, NULL, AP_PERM_NONE, AP_SCOPE_PUBLIC, NULL},
 };

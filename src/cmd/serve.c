@@ -41,6 +41,7 @@
 #include "llm/breaker.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
+#include "mcp/client.h"
 #include "store/migrate.h"
 #include "tenant/tenant.h"
 
@@ -205,6 +206,10 @@ int ap_cmd_serve(int argc, char **argv) {
          "seconds to let in-flight requests finish on SIGTERM", false, false, NULL},
         {"retention-days", "AP_RETENTION_DAYS", "30",
          "days a deleted tenant is kept before the purge job removes it", false, false, NULL},
+        {"mcp-stdio-allow", "AP_MCP_STDIO_ALLOW", NULL,
+         "stdio MCP servers tenants may register, as JSON {\"name\": [\"/path/prog\", \"arg\"]} "
+         "or @FILE (docs/mcp.md); none when unset",
+         false, false, NULL},
         {NULL, NULL, NULL, NULL, false, false, NULL},
     };
     ap_err_t err = {0};
@@ -237,6 +242,13 @@ int ap_cmd_serve(int argc, char **argv) {
     if (ap_config_get(opts, "db-pool") &&
         parse_int("db-pool", ap_config_get(opts, "db-pool"), 1, 1024, &pool))
         return 2;
+    ap_mcp_allowlist_t *mcp_allow = NULL;
+    if (ap_config_get(opts, "mcp-stdio-allow") &&
+        ap_mcp_allowlist_parse(ap_config_get(opts, "mcp-stdio-allow"), &mcp_allow, &err)) {
+        ap_cmd_print_err(&err);
+        return 2;
+    }
+    ap_mcp_allowlist_set(mcp_allow); /* read-only from here on */
     uint64_t t0 = ap_mono_ns();
     /* every streamed model call holds two descriptors (client, provider):
      * take the hard limit the system allows */
@@ -249,6 +261,7 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_log(AP_LOG_INFO, "starting", "{s:s,s:o}", "version", ap_version, "config", cfg);
     if (ap_crypto_init()) {
         ap_log(AP_LOG_ERROR, "libsodium failed to initialise", NULL);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     /* Signals are taken by sigwait below; block them before threads start. */
@@ -260,11 +273,15 @@ int ap_cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ap_db_t *db = ap_cmd_open_db(opts, pool);
-    if (!db) return 1;
+    if (!db) {
+        ap_mcp_allowlist_free(mcp_allow);
+        return 1;
+    }
     int applied = 0;
     if (check_pg_role(db, &err) || ap_migrate(db, &applied, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     const char *data_dir = ap_config_get(opts, "data-dir");
@@ -273,6 +290,7 @@ int ap_cmd_serve(int argc, char **argv) {
     if (bootstrap_admin_key(db, data_dir, &created, keypath, sizeof keypath, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     if (created)
@@ -284,6 +302,7 @@ int ap_cmd_serve(int argc, char **argv) {
     if (ap_secret_master_load(data_dir, master_key, &master_from_file, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
 
@@ -303,6 +322,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_breaker_free(app.breaker);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
@@ -314,6 +334,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_breaker_free(app.breaker);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     purge_job_t job = {.db = db, .retention_days = retention};
@@ -351,6 +372,8 @@ int ap_cmd_serve(int argc, char **argv) {
     pthread_cond_destroy(&job.cv);
     ap_metrics_free(app.metrics);
     ap_db_close(db);
+    ap_mcp_allowlist_set(NULL);
+    ap_mcp_allowlist_free(mcp_allow);
     ap_log(AP_LOG_INFO, "stopped", "{s:b}", "drained", drained);
     return 0;
 }

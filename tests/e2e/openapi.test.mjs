@@ -232,7 +232,12 @@ before(async () => {
   });
   assert.equal(cfg.status, 201, cfg.text);
   assertResponse(cfg, 'POST', '/api/v1/llm/configs');
-  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id };
+  const ms = await srv.request('POST', '/api/v1/mcp-servers', {
+    key: t.keys.tenant_admin, body: { name: 'spec-mcp', url: 'http://127.0.0.1:9/mcp', auth_header: 'Bearer x' },
+  });
+  assert.equal(ms.status, 201, ms.text);
+  assertResponse(ms, 'POST', '/api/v1/mcp-servers');
+  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id, server_id: ms.body.id };
 });
 after(async () => { await srv?.stop(); });
 

@@ -96,6 +96,11 @@ before(async () => {
   });
   assert.equal(bc.status, 201, bc.text);
   B.config = bc.body;
+  const bs = await srv.request('POST', `/api/v1/tenants/${B.id}/mcp-servers`, {
+    body: { name: 'bravo-mcp', url: 'http://10.20.30.40/mcp', auth_header: 'Bearer bravo-secret' },
+  });
+  assert.equal(bs.status, 201, bs.text);
+  B.server = bs.body;
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
@@ -106,7 +111,7 @@ after(async () => { await srv.stop(); });
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
-    B.provider.id, B.provider.name, B.config.id, B.config.name]
+    B.provider.id, B.provider.name, B.config.id, B.config.name, B.server.id, B.server.name, 'bravo-secret']
     .filter(Boolean);
 }
 
@@ -122,6 +127,18 @@ async function mkProvider(tid) {
   });
   assert.equal(p.status, 201, p.text);
   return p.body;
+}
+
+// An MCP server of the tenant that answers: the platform's own /mcp, as the
+// tenant's operator, with its tools discovered.
+async function mkServer(tid, key) {
+  const c = await srv.request('POST', `/api/v1/tenants/${tid}/mcp-servers`, {
+    body: { name: `own-mcp-${++seq}`, url: `${srv.url}/mcp`, auth_header: `Bearer ${key}` },
+  });
+  assert.equal(c.status, 201, c.text);
+  const d = await srv.request('POST', `/api/v1/tenants/${tid}/mcp-servers/${c.body.id}:discover`);
+  assert.equal(d.status, 200, d.text);
+  return d.body;
 }
 
 function fill(path, ids) {
@@ -157,6 +174,8 @@ function validBody(route, ctx) {
     case 'mcp.call':
       return { jsonrpc: '2.0', id: n, method: 'initialize',
         params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } };
+    case 'mcp.server.create': return { name: `probe-mcp-${n}`, url: 'http://10.0.0.1/mcp' };
+    case 'mcp.server.call': return { arguments: {}, timeout_ms: 20000 };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -198,6 +217,7 @@ async function snapshotB() {
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
     configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
+    mcpServers: (await get(`/api/v1/tenants/${B.id}/mcp-servers?limit=500`, B.keys.tenant_admin)).data,
   };
 }
 
@@ -242,7 +262,7 @@ test('hand-written expectations hold against the server', async () => {
 test('cross-tenant: every canonical route with B\'s ids answers 404 to every role of A, and B is untouched', async () => {
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
-  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id };
+  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, server_id: B.server.id, tool: 'list_agents' };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -259,7 +279,7 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       // exactly the answer for a tenant that does not exist
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
-        config_id: randomUUID(),
+        config_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents',
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -292,14 +312,14 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|server_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id });
-      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID() });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, server_id: B.server.id, tool: 'list_agents' });
+      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents' });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -314,7 +334,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.server.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -349,7 +369,8 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id });
+      const server = route.path.includes('{server_id}') ? await mkServer(A.id, A.keys.operator) : null;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, server_id: server?.id, tool: 'list_agents' });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}), headers: await validHeaders(route, A.keys[role]),
       });
