@@ -34,7 +34,8 @@ static const ap_jfield_t call_fields[] = {
 
 /* Answers a failure of the external server as 502/504 with its detail. */
 static void answer(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t *out) {
-    bool remote = (rc == AP_ERR_IO || rc == AP_ERR_UNAVAILABLE) && strncmp(err->type, "mcp-", 4) == 0;
+    bool remote = (rc == AP_ERR_IO || rc == AP_ERR_UNAVAILABLE || rc == AP_ERR_TOO_LARGE) &&
+                  strncmp(err->type, "mcp-", 4) == 0;
     if (!rc || !remote) {
         ap_api_done(r, rc, err, status, out);
         return;

@@ -279,7 +279,7 @@ static void http_close(ap_mcp_conn_t *c) {
 /* argv[0] as an executable path: itself when it has a '/', else looked up
  * in PATH of envp (arena memory), or NULL. */
 static const char *resolve(ap_arena_t *a, const char *prog, char *const *envp) {
-    if (strchr(prog, '/')) return prog;
+    if (strchr(prog, '/')) return access(prog, X_OK) == 0 ? prog : NULL;
     const char *path = "/usr/local/bin:/usr/bin:/bin";
     for (char *const *e = envp; e && *e; e++)
         if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
@@ -389,6 +389,7 @@ static ap_rc stdio_read(ap_mcp_conn_t *c, const char *method, json_int_t id, jso
                         ap_err_t *err) {
     size_t start = c->bytes;
     for (;;) {
+        if (c->bytes - start > c->max_output) return too_large(err, c->max_output);
         char *nl = c->rbuf.len ? memchr(c->rbuf.p, '\n', c->rbuf.len) : NULL;
         if (nl) {
             size_t n = (size_t)(nl - c->rbuf.p);
@@ -415,7 +416,6 @@ static ap_rc stdio_read(ap_mcp_conn_t *c, const char *method, json_int_t id, jso
             json_decref(m);
             continue;
         }
-        if (c->bytes - start > c->max_output) return too_large(err, c->max_output);
         int ms = remaining_ms(c);
         if (ms == 0) return timed_out(err, method);
         struct pollfd p = {.fd = c->out_fd, .events = POLLIN};
