@@ -19,6 +19,7 @@ static const struct {
     {"tenants", ap_cmd_tenants, "manage tenants through the API"},
     {"users", ap_cmd_users, "manage users through the API"},
     {"keys", ap_cmd_keys, "manage API keys through the API"},
+    {"tasks", ap_cmd_tasks, "create, follow, approve and cancel agent tasks through the API"},
     {"llm", ap_cmd_llm, "list LLM models and providers, and the tenant's usage, through the API"},
     {"mcp", ap_cmd_mcp, "serve the platform's MCP tools on stdio (--stdio)"},
 };

@@ -65,6 +65,33 @@ void ap_h_llm_config_get(ap_req_t *r);
 void ap_h_llm_config_update(ap_req_t *r);
 void ap_h_llm_config_delete(ap_req_t *r);
 
+/* tasks, messages, events (tasks.c) */
+void ap_h_task_create(ap_req_t *r);
+void ap_h_task_list(ap_req_t *r);
+void ap_h_task_get(ap_req_t *r);
+void ap_h_task_tree(ap_req_t *r);
+void ap_h_task_steps(ap_req_t *r);
+void ap_h_task_messages(ap_req_t *r);
+void ap_h_task_events(ap_req_t *r);
+void ap_h_task_cancel(ap_req_t *r);
+void ap_h_task_approve(ap_req_t *r);
+void ap_h_task_reject(ap_req_t *r);
+void ap_h_message_list(ap_req_t *r);
+void ap_h_message_create(ap_req_t *r);
+void ap_h_event_list(ap_req_t *r);
+/* agents, versions, lifecycle (agents.c) */
+void ap_h_agent_create(ap_req_t *r);
+void ap_h_agent_list(ap_req_t *r);
+void ap_h_agent_get(ap_req_t *r);
+void ap_h_agent_update(ap_req_t *r);
+void ap_h_agent_versions(ap_req_t *r);
+void ap_h_agent_version_get(ap_req_t *r);
+void ap_h_agent_validate(ap_req_t *r);
+void ap_h_agent_deploy(ap_req_t *r);
+void ap_h_agent_pause(ap_req_t *r);
+void ap_h_agent_resume(ap_req_t *r);
+void ap_h_agent_retire(ap_req_t *r);
+
 /* the LLM gateway (gateway.c) */
 void ap_h_gw_chat(ap_req_t *r);
 void ap_h_gw_messages(ap_req_t *r);

@@ -149,3 +149,103 @@ void ap_client_print(json_t *v, const char *const *columns, bool as_json) {
         printf("%-20s %s\n", k, buf);
     }
 }
+
+typedef struct {
+    ap_buf_t line, id, type, data;
+    ap_client_event_fn fn;
+    void *ud;
+    long status;
+    ap_buf_t err; /* the body of an error answer */
+    CURL *c;
+} sse_t;
+
+static void sse_line(sse_t *s, const char *l, size_t n) {
+    if (n == 0) { /* end of an event */
+        if (s->data.len) {
+            ap_buf_append(&s->id, "", 1);
+            ap_buf_append(&s->type, "", 1);
+            ap_buf_append(&s->data, "", 1);
+            s->fn(s->ud, s->id.p, s->type.p, s->data.p);
+        }
+        ap_buf_reset(&s->id);
+        ap_buf_reset(&s->type);
+        ap_buf_reset(&s->data);
+        return;
+    }
+    if (l[0] == ':') return; /* heartbeat */
+    const char *colon = memchr(l, ':', n);
+    if (!colon) return;
+    size_t k = (size_t)(colon - l);
+    const char *v = colon + 1;
+    if (v < l + n && *v == ' ') v++;
+    size_t vn = (size_t)(l + n - v);
+    if (k == 2 && memcmp(l, "id", 2) == 0) ap_buf_append(&s->id, v, vn);
+    else if (k == 5 && memcmp(l, "event", 5) == 0) ap_buf_append(&s->type, v, vn);
+    else if (k == 4 && memcmp(l, "data", 4) == 0) ap_buf_append(&s->data, v, vn);
+}
+
+static size_t on_sse(char *p, size_t sz, size_t n, void *ud) {
+    sse_t *s = ud;
+    size_t len = sz * n;
+    if (!s->status) curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status >= 400) return ap_buf_append(&s->err, p, len) ? 0 : len;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '\n') {
+            size_t ln = s->line.len;
+            if (ln && s->line.p[ln - 1] == '\r') ln--;
+            sse_line(s, s->line.p ? s->line.p : "", ln);
+            ap_buf_reset(&s->line);
+        } else if (ap_buf_append(&s->line, &p[i], 1)) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+int ap_client_events(const char *path, ap_client_event_fn fn, void *ud) {
+    const char *base = getenv("AP_URL");
+    if (!base || !*base) base = "http://127.0.0.1:8080";
+    const char *key = getenv("AP_API_KEY");
+    if (!key || !*key) {
+        fprintf(stderr, "error: no API key\n  hint: export AP_API_KEY=$(cat var/admin.key)\n");
+        return 1;
+    }
+    CURL *c = curl_easy_init();
+    if (!c) return 1;
+    char url[4096], auth[256];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, "Accept: text/event-stream");
+    sse_t s = {.fn = fn, .ud = ud, .c = c};
+    ap_buf_init(&s.line, 16 << 20);
+    ap_buf_init(&s.id, 64);
+    ap_buf_init(&s.type, 256);
+    ap_buf_init(&s.data, 16 << 20);
+    ap_buf_init(&s.err, 1 << 20);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_sse);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s.status);
+    int rc = 0;
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "error: the event stream broke\n  %s: %s\n", base, curl_easy_strerror(cc));
+        rc = 1;
+    } else if (s.status >= 400) {
+        json_t *v = s.err.len ? json_loadb(s.err.p, s.err.len, 0, NULL) : NULL;
+        const char *detail = json_string_value(json_object_get(v, "detail"));
+        fprintf(stderr, "error: %s (HTTP %ld)\n", detail ? detail : "request failed", s.status);
+        json_decref(v);
+        rc = 1;
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    ap_buf_free(&s.line);
+    ap_buf_free(&s.id);
+    ap_buf_free(&s.type);
+    ap_buf_free(&s.data);
+    ap_buf_free(&s.err);
+    return rc;
+}

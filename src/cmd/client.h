@@ -15,4 +15,10 @@ int ap_client_call(const char *method, const char *path, json_t *body, json_t **
 /* Prints a list page or an object: a table (columns) or JSON (-o json). */
 void ap_client_print(json_t *v, const char *const *columns, bool as_json);
 
+/* Reads GET path as a Server-Sent Events stream until it ends: fn gets
+ * each event (id, event type, data line).  Returns 0 when the stream ended
+ * normally, 1 on an HTTP problem or a transport failure (printed). */
+typedef void (*ap_client_event_fn)(void *ud, const char *id, const char *type, const char *data);
+int ap_client_events(const char *path, ap_client_event_fn fn, void *ud);
+
 #endif

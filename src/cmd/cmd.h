@@ -17,5 +17,6 @@ int ap_cmd_users(int argc, char **argv);
 int ap_cmd_keys(int argc, char **argv);
 int ap_cmd_llm(int argc, char **argv);
 int ap_cmd_mcp(int argc, char **argv);
+int ap_cmd_tasks(int argc, char **argv);
 
 #endif

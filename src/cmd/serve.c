@@ -42,6 +42,10 @@
 #include "llm/upstream.h"
 #include "llm/usage.h"
 #include "mcp/client.h"
+#include "api/sse.h"
+#include "events/event.h"
+#include "llm/call.h"
+#include "orch/runner.h"
 #include "store/migrate.h"
 #include "tenant/tenant.h"
 
@@ -210,6 +214,24 @@ int ap_cmd_serve(int argc, char **argv) {
          "stdio MCP servers tenants may register, as JSON {\"name\": [\"/path/prog\", \"arg\"]} "
          "or @FILE (docs/mcp.md); none when unset",
          false, false, NULL},
+        {"task-workers", "AP_TASK_WORKERS", "4", "task runner threads (0: no runner on this node)",
+         false, false, NULL},
+        {"task-tenant-quota", "AP_TASK_TENANT_QUOTA", "0",
+         "tasks one tenant may run at once (0: three quarters of the task workers)", false, false,
+         NULL},
+        {"task-lease-ms", "AP_TASK_LEASE_MS", "15000",
+         "task lease: a crashed node's tasks resume this long after its last heartbeat", false,
+         false, NULL},
+        {"task-scan-ms", "AP_TASK_SCAN_MS", "1000",
+         "how often the durable task queue is scanned for retries and expired leases", false,
+         false, NULL},
+        {"task-step-delay-ms", "AP_TASK_STEP_DELAY_MS", "0",
+         "pause after each task step (for crash-recovery tests and demos)", false, false, NULL},
+        {"task-model", "AP_TASK_MODEL", "builtin/agentprov-mini",
+         "model of agents that have no LLM configuration (catalog id or configuration name)",
+         false, false, NULL},
+        {"sse-heartbeat-ms", "AP_SSE_HEARTBEAT_MS", "15000",
+         "interval of keep-alive comments on event streams", false, false, NULL},
         {NULL, NULL, NULL, NULL, false, false, NULL},
     };
     ap_err_t err = {0};
@@ -227,6 +249,7 @@ int ap_cmd_serve(int argc, char **argv) {
     if (!ap_cmd_log_level(opts)) return 2;
     char host[64];
     int port, threads, pool, max_body, shutdown_s, retention;
+    int task_workers, task_quota, task_lease, task_scan, task_delay, sse_hb;
     if (!parse_listen(ap_config_get(opts, "listen"), host, sizeof host, &port)) {
         fprintf(stderr, "error: invalid --listen \"%s\"\n  hint: use an IPv4 address and a port, e.g. "
                         "127.0.0.1:8080\n",
@@ -236,9 +259,15 @@ int ap_cmd_serve(int argc, char **argv) {
     if (parse_int("threads", ap_config_get(opts, "threads"), 1, 256, &threads) ||
         parse_int("max-body", ap_config_get(opts, "max-body"), 1024, 64 << 20, &max_body) ||
         parse_int("shutdown-timeout", ap_config_get(opts, "shutdown-timeout"), 0, 3600, &shutdown_s) ||
-        parse_int("retention-days", ap_config_get(opts, "retention-days"), 0, 36500, &retention))
+        parse_int("retention-days", ap_config_get(opts, "retention-days"), 0, 36500, &retention) ||
+        parse_int("task-workers", ap_config_get(opts, "task-workers"), 0, 256, &task_workers) ||
+        parse_int("task-tenant-quota", ap_config_get(opts, "task-tenant-quota"), 0, 256, &task_quota) ||
+        parse_int("task-lease-ms", ap_config_get(opts, "task-lease-ms"), 300, 3600000, &task_lease) ||
+        parse_int("task-scan-ms", ap_config_get(opts, "task-scan-ms"), 10, 600000, &task_scan) ||
+        parse_int("task-step-delay-ms", ap_config_get(opts, "task-step-delay-ms"), 0, 60000, &task_delay) ||
+        parse_int("sse-heartbeat-ms", ap_config_get(opts, "sse-heartbeat-ms"), 100, 600000, &sse_hb))
         return 2;
-    pool = threads + 2;
+    pool = threads + task_workers + 3;
     if (ap_config_get(opts, "db-pool") &&
         parse_int("db-pool", ap_config_get(opts, "db-pool"), 1, 1024, &pool))
         return 2;
@@ -325,10 +354,31 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
+    app.bus = ap_bus_new();
+    app.sse = ap_sse_hub_new(db, app.bus, sse_hb);
+    /* agents' model calls go through the same service as the gateway */
+    static ap_llm_call_env_t call_env;
+    call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
+                                   .breaker = app.breaker, .master_key = master_key};
+    if (task_workers > 0) {
+        ap_orch_runner_opts_t ro = {.db = db, .bus = app.bus, .workers = task_workers,
+                                    .tenant_quota = task_quota, .lease_ms = task_lease,
+                                    .scan_ms = task_scan, .step_delay_ms = task_delay,
+                                    .model = ap_orch_model_llm, .model_ud = &call_env,
+                                    .default_model = ap_config_get(opts, "task-model")};
+        if (ap_orch_runner_start(&ro, &app.runner, &err)) {
+            ap_cmd_print_err(&err);
+            ap_mcp_allowlist_free(mcp_allow);
+            return 1;
+        }
+    }
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
     ap_server_t *srv = NULL;
     if (ap_server_start(&app, &so, &srv, &err)) {
         ap_cmd_print_err(&err);
+        ap_orch_runner_stop(app.runner);
+        ap_sse_hub_free(app.sse);
+        ap_bus_free(app.bus);
         ap_upstream_free(app.upstream);
         ap_usage_writer_free(app.usage);
         ap_breaker_free(app.breaker);
@@ -355,6 +405,10 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_log(AP_LOG_INFO, "shutting down", "{s:s,s:i}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
            "timeout_s", shutdown_s);
     ap_server_quiesce(srv);
+    /* tasks in flight end their current step and release their leases;
+     * event streams end, so the drain below does not wait for them */
+    ap_orch_runner_stop(app.runner);
+    ap_sse_hub_free(app.sse);
     bool drained = ap_server_drain(srv, shutdown_s * 1000);
     /* Model calls still running past the bound are cut; their clients get
      * an error answer, which wakes their connections before the stop. */
@@ -370,6 +424,7 @@ int ap_cmd_serve(int argc, char **argv) {
     pthread_join(purge_thread, NULL);
     pthread_mutex_destroy(&job.mu);
     pthread_cond_destroy(&job.cv);
+    ap_bus_free(app.bus);
     ap_metrics_free(app.metrics);
     ap_db_close(db);
     ap_mcp_allowlist_set(NULL);

@@ -27,12 +27,18 @@
 struct ap_upstream;
 struct ap_usage_writer;
 struct ap_breaker;
+struct ap_orch_runner;
+struct ap_bus;
+struct ap_sse_hub;
 
 struct ap_app {
     ap_db_t *db;
     struct ap_upstream *upstream;    /* model calls (llm/upstream.h) */
     struct ap_usage_writer *usage;   /* metering (llm/usage.h) */
     struct ap_breaker *breaker;      /* per-model circuit breakers (llm/breaker.h) */
+    struct ap_orch_runner *runner;   /* task runner (orch/runner.h), or NULL */
+    struct ap_bus *bus;              /* event announcements (events/event.h), or NULL */
+    struct ap_sse_hub *sse;          /* event streams (api/sse.h), or NULL */
     const ap_route_t *routes;
     ap_metrics_t *metrics;
     int64_t started_ms;

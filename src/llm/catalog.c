@@ -534,21 +534,9 @@ ap_rc ap_catalog_model_get(ap_tx_t *tx, const char *tenant_id, const char *name,
     return AP_OK;
 }
 
-ap_rc ap_catalog_resolve(ap_tx_t *tx, const char *tenant_id, const char *model,
-                         ap_catalog_entry_t *out, ap_err_t *err) {
-    memset(out, 0, sizeof *out);
-    ap_rows_t rows;
-    int i;
-    ap_rc rc = find_model(tx, tenant_id, model, true, &rows, &i, err);
-    if (rc) return rc;
-#define G(c) ap_rows_get(&rows, i, c)
-    if (!is1(G("active"))) return not_found(err, model, "is deactivated");
-    if (!is1(G("provider_active")) || !usable(&rows, i))
-        return not_found(err, model,
-                         ap_arena_printf(ap_tx_arena(tx),
-                                         "belongs to provider %s, which is not enabled (it "
-                                         "speaks %s)",
-                                         G("provider_id"), G("wire_protocol")));
+/* One row of MODEL_COLS as an entry (strings are the rows' memory). */
+static void entry_of(const ap_rows_t *r, int i, ap_catalog_entry_t *out) {
+#define G(c) ap_rows_get(r, i, c)
     out->id = G("id");
     out->provider_id = G("provider_id");
     out->provider_name = G("provider_name");
@@ -565,13 +553,52 @@ ap_rc ap_catalog_resolve(ap_tx_t *tx, const char *tenant_id, const char *model,
     out->supports_tools = is1(G("supports_tools"));
     out->supports_vision = is1(G("supports_vision"));
     out->supports_reasoning = is1(G("supports_reasoning"));
-    out->context_window = ap_rows_int(&rows, i, "context_window", 0);
-    out->max_output_tokens = ap_rows_int(&rows, i, "max_output_tokens", 0);
+    out->context_window = ap_rows_int(r, i, "context_window", 0);
+    out->max_output_tokens = ap_rows_int(r, i, "max_output_tokens", 0);
     out->tiers.speed_tier = G("speed_tier");
     out->tiers.quality_tier = G("quality_tier");
     out->tiers.size_category = G("size_category");
     out->tiers.edge_optimized = is1(G("edge_optimized"));
 #undef G
+}
+
+ap_rc ap_catalog_resolve(ap_tx_t *tx, const char *tenant_id, const char *model,
+                         ap_catalog_entry_t *out, ap_err_t *err) {
+    memset(out, 0, sizeof *out);
+    ap_rows_t rows;
+    int i;
+    ap_rc rc = find_model(tx, tenant_id, model, true, &rows, &i, err);
+    if (rc) return rc;
+#define G(c) ap_rows_get(&rows, i, c)
+    if (!is1(G("active"))) return not_found(err, model, "is deactivated");
+    if (!is1(G("provider_active")) || !usable(&rows, i))
+        return not_found(err, model,
+                         ap_arena_printf(ap_tx_arena(tx),
+                                         "belongs to provider %s, which is not enabled (it "
+                                         "speaks %s)",
+                                         G("provider_id"), G("wire_protocol")));
+    entry_of(&rows, i, out);
+#undef G
+    return AP_OK;
+}
+
+ap_rc ap_catalog_chat_models(ap_tx_t *tx, const char *tenant_id, ap_catalog_entry_t **out,
+                             int *n, ap_err_t *err) {
+    *out = NULL;
+    *n = 0;
+    ap_rows_t rows;
+    ap_val_t v[] = {AP_VTEXT(tenant_id)};
+    ap_rc rc = ap_tx_query(tx,
+                           "SELECT " MODEL_COLS MODEL_FROM
+                           " WHERE (m.tenant_id IS NULL OR m.tenant_id = ?) AND m.active = 1"
+                           " AND p.active = 1 AND m.mode = 'chat' ORDER BY m.id",
+                           v, 1, &rows, err);
+    if (rc) return rc;
+    ap_catalog_entry_t *e =
+        ap_arena_calloc(ap_tx_arena(tx), sizeof *e * (size_t)(rows.nrows ? rows.nrows : 1));
+    for (int i = 0; i < rows.nrows; i++)
+        if (usable(&rows, i)) entry_of(&rows, i, &e[(*n)++]);
+    *out = e;
     return AP_OK;
 }
 

@@ -106,6 +106,12 @@ typedef struct {
 ap_rc ap_catalog_resolve(ap_tx_t *tx, const char *tenant_id, const char *model,
                          ap_catalog_entry_t *out, ap_err_t *err);
 
+/* Every active chat model of an active provider visible to tenant_id
+ * (platform ones and its own) that the gateway can call, ordered by id:
+ * the candidates of the routing policies.  *out is tx-arena memory. */
+ap_rc ap_catalog_chat_models(ap_tx_t *tx, const char *tenant_id, ap_catalog_entry_t **out,
+                             int *n, ap_err_t *err);
+
 /* --- platform administration (platform-scope tx; audited in the
  * platform chain, tenant AP_NIL_UUID) --- */
 

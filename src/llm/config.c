@@ -17,6 +17,7 @@
 #include "core/time.h"
 #include "core/secret.h"
 #include "llm/catalog.h"
+#include "llm/policy.h"
 
 #define USD_MAX 1e9
 
@@ -126,38 +127,22 @@ static ap_rc check_model(ap_tx_t *tx, const char *tenant_id, const char *field, 
     return AP_OK;
 }
 
-static ap_rc check_rules(json_t *rules, ap_err_t *err) {
-    if (!rules || json_is_null(rules)) return AP_OK;
-    if (json_array_size(rules) > 50)
-        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "too many routing rules",
-                          "give at most 50 rules", "routing_rules has %zu items",
-                          json_array_size(rules));
-    size_t i;
-    json_t *r;
-    json_array_foreach(rules, i, r) {
-        const char *why = NULL;
-        if (!json_is_object(r)) why = "is not an object";
-        else if (!json_is_string(json_object_get(r, "model")))
-            why = "has no \"model\" string";
-        else if (json_object_get(r, "when") && !json_is_object(json_object_get(r, "when")))
-            why = "has a \"when\" that is not an object";
-        else if (json_object_size(r) > (json_object_get(r, "when") ? 2u : 1u))
-            why = "has a member other than \"model\" and \"when\"";
-        if (why)
-            return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid routing rule",
-                              "give each rule as {\"model\": \"provider/model\", \"when\": {…}}",
-                              "routing_rules[%zu] %s", i, why);
-    }
-    return AP_OK;
-}
-
 /* Checks a whole configuration (create input, or row + patch). */
 static ap_rc check_all(ap_tx_t *tx, const char *tenant_id, json_t *c, ap_err_t *err) {
     ap_rc rc = check_name(ap_json_str(c, "name"), err);
     if (!rc) rc = check_model(tx, tenant_id, "primary_model", ap_json_str(c, "primary_model"), err);
     if (!rc)
         rc = check_model(tx, tenant_id, "fallback_model", ap_json_str(c, "fallback_model"), err);
-    if (!rc) rc = check_rules(json_object_get(c, "routing_rules"), err);
+    json_t *rules = json_object_get(c, "routing_rules");
+    if (!rc) rc = ap_llm_rules_check(rules, err);
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r) {
+        if (rc) break;
+        char field[48];
+        snprintf(field, sizeof field, "routing_rules[%zu].model", i);
+        rc = check_model(tx, tenant_id, field, json_string_value(json_object_get(r, "model")), err);
+    }
     return rc;
 }
 
@@ -419,6 +404,7 @@ static void fill(const ap_rows_t *r, int i, ap_llm_config_t *c) {
         .name = ap_rows_get(r, i, "name"),
         .primary_model = ap_rows_get(r, i, "primary_model"),
         .fallback_model = ap_rows_get(r, i, "fallback_model"),
+        .routing_rules = ap_rows_get(r, i, "routing_rules"),
         .has_temperature = t != NULL,
         .temperature = t ? strtod(t, NULL) : 0,
         .max_tokens = mt ? (int)strtol(mt, NULL, 10) : 0,

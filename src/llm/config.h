@@ -12,9 +12,9 @@
  *    default clears the flag on the others in the same transaction.
  * 3. primary_model and fallback_model must resolve in the catalog when the
  *    configuration is written (and are resolved again at each call).
- * 4. routing_rules are stored and their shape validated
- *    ([{"model": "...", "when": {...}}], at most 50); applying them is not
- *    implemented yet.
+ * 4. routing_rules are checked when written (llm/policy.h decision 5:
+ *    [{"when": {...}, "model": "..." | "policy": "...", "quality_floor"}],
+ *    at most 50) and applied by the router in order at each call.
  * 5. Every write is audited in the tenant's chain (llm.config.create,
  *    .update, .delete) with the fields given — a BYOK key only as
  *    "api_key_set".
@@ -58,6 +58,7 @@ typedef struct {
     bool found;
     const char *name;
     const char *primary_model, *fallback_model; /* or NULL */
+    const char *routing_rules;                  /* JSON array text, or NULL */
     bool has_temperature;
     double temperature;
     int max_tokens;                  /* 0: none */

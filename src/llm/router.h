@@ -56,12 +56,20 @@ typedef struct {
     double budget_daily_usd, budget_monthly_usd;
 } ap_llm_route_t;
 
+/* Who asks, for routing rules (all may be NULL). */
+typedef struct {
+    const char *agent_id;
+    const char *task_type;
+    json_t *metadata; /* request metadata object (borrowed) */
+} ap_llm_route_ctx_t;
+
 /* Resolves req->model for tenant_id (catalog reads in a tenant
  * transaction).  Not found → AP_ERR_NOT_FOUND naming the model.
  * master_key (32 bytes, or NULL) opens the tenant's BYOK key; an
  * unreadable key is AP_ERR_UNAVAILABLE (never a silent platform key). */
 ap_rc ap_llm_route(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const uint8_t *master_key,
-                   const ap_llm_req_t *req, ap_llm_route_t *out, ap_err_t *err);
+                   const ap_llm_req_t *req, const ap_llm_route_ctx_t *ctx, ap_llm_route_t *out,
+                   ap_err_t *err);
 
 /* The same for an embedding model (a single target; "auto" picks
  * AP_DEFAULT_EMBEDDING_MODEL, else the builtin hashed embedder). */

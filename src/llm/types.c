@@ -24,6 +24,7 @@ const char *ap_llm_errkind_name(ap_llm_errkind k) {
     case AP_LLM_AUTH_FAILED: return "authentication_failed";
     case AP_LLM_BAD_REQUEST: return "bad_request";
     case AP_LLM_UPSTREAM: return "upstream_error";
+    case AP_LLM_BUDGET_EXCEEDED: return "budget_exceeded";
     }
     return "upstream_error";
 }

@@ -105,6 +105,7 @@ typedef enum {
     AP_LLM_AUTH_FAILED,    /* 401/403 from upstream */
     AP_LLM_BAD_REQUEST,    /* 400/404/422 from upstream */
     AP_LLM_UPSTREAM,       /* 5xx, malformed reply, cut stream, connection failure */
+    AP_LLM_BUDGET_EXCEEDED, /* refused before any upstream work: a tenant budget (llm/call.h) */
 } ap_llm_errkind;
 
 typedef struct {
@@ -112,6 +113,11 @@ typedef struct {
     int http_status;     /* upstream status, 0 when none */
     int64_t retry_after_ms; /* from Retry-After, 0 when none */
     char message[512];   /* the provider's own message, for the problem detail */
+    /* AP_LLM_BUDGET_EXCEEDED only: which budget ("monthly_token_limit",
+     * "budget_limit_daily", "budget_limit_monthly") and when it resets
+     * (RFC 3339 UTC); retry_after_ms is the time until then. */
+    char budget[32];
+    char resets_at[32];
 } ap_llm_error_t;
 
 const char *ap_llm_role_name(ap_llm_role r); /* "system", "user", "assistant", "tool" */

@@ -665,6 +665,7 @@ int ap_wire_error_status(ap_llm_errkind k) {
     case AP_LLM_AUTH_FAILED: return 502; /* our credentials upstream, not the client's */
     case AP_LLM_BAD_REQUEST: return 400;
     case AP_LLM_UPSTREAM: return 502;
+    case AP_LLM_BUDGET_EXCEEDED: return 429;
     }
     return 502;
 }

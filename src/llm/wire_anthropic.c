@@ -339,7 +339,8 @@ json_t *wire_anthropic_render(const ap_llm_resp_t *resp) {
 
 const char *wire_anthropic_error_type(ap_llm_errkind k, int status) {
     switch (k) {
-    case AP_LLM_RATE_LIMITED: return "rate_limit_error";
+    case AP_LLM_RATE_LIMITED:
+    case AP_LLM_BUDGET_EXCEEDED: return "rate_limit_error";
     case AP_LLM_OVERLOADED: return "overloaded_error";
     case AP_LLM_TIMEOUT: return "timeout_error";
     case AP_LLM_AUTH_FAILED:

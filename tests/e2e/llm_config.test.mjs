@@ -28,7 +28,7 @@ const admin = () => t.keys.tenant_admin;
 test('create, read, update, delete; permissions and validation', async () => {
   const body = {
     name: 'support-bot', primary_model: 'openai/gpt-4o-mini', fallback_model: 'builtin/agentprov-mini',
-    temperature: 0.25, max_tokens: 77, routing_rules: [{ model: 'openai/gpt-4o-mini', when: { agent: 'x' } }],
+    temperature: 0.25, max_tokens: 77, routing_rules: [{ model: 'openai/gpt-4o-mini', when: { agent_id: 'x' } }],
   };
   const denied = await srv.request('POST', '/api/v1/llm/configs', { key: t.keys.operator, body });
   assert.equal(denied.status, 403, denied.text);

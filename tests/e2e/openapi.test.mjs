@@ -17,6 +17,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { startServer, tenantWithKeys } from './lib/server.mjs';
+import { researchTeam, waitTask } from './lib/team.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = resolve(ROOT, process.env.AP_BIN || 'agentprov');
@@ -237,7 +238,24 @@ before(async () => {
   });
   assert.equal(ms.status, 201, ms.text);
   assertResponse(ms, 'POST', '/api/v1/mcp-servers');
-  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id, server_id: ms.body.id };
+  const team = researchTeam(srv, t.id);
+  const task = await srv.request('POST', '/api/v1/tasks', {
+    key: t.keys.operator, body: { group_id: team.group, objective: 'Research the EV battery market and write a one-page brief' },
+  });
+  assert.equal(task.status, 201, task.text);
+  assertResponse(task, 'POST', '/api/v1/tasks');
+  await waitTask(srv, `/api/v1/tasks/${task.body.id}`, undefined, 20000, t.keys.viewer);
+  const ag = await srv.request('POST', '/api/v1/agents', {
+    key: t.keys.tenant_admin,
+    body: { name: 'Spec Agent', role: 'Researcher', capabilities: ['research'], tools: ['recall', 'mcp:files/read'],
+      memory_config: { embedder: 'builtin', ttl_days: 30 } },
+  });
+  assert.equal(ag.status, 201, ag.text);
+  assertResponse(ag, 'POST', '/api/v1/agents');
+  const dep = await srv.request('POST', `/api/v1/agents/${ag.body.id}:validate`, { key: t.keys.tenant_admin });
+  assertResponse(dep, 'POST', '/api/v1/agents/{agent_id}:validate');
+  ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id,
+    agent_id: ag.body.id, version: '1', task_id: task.body.id, server_id: ms.body.id };
 });
 after(async () => { await srv?.stop(); });
 

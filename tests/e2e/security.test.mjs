@@ -20,6 +20,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
+import { addAgent, waitTask } from './lib/team.mjs';
 
 const ROLES = ['tenant_admin', 'project_admin', 'operator', 'viewer', 'auditor'];
 const PROBLEM = 'application/problem+json';
@@ -101,6 +102,21 @@ before(async () => {
   });
   assert.equal(bs.status, 201, bs.text);
   B.server = bs.body;
+  B.agent = await mkAgent(B.id, 'deploy', 'Bravo Secret Agent');
+  // every mutating agent route gets agents of its own: room for them
+  const ent = await srv.request('PATCH', `/api/v1/tenants/${A.id}`, { body: { max_agents: 100000 } });
+  assert.equal(ent.status, 200, ent.text);
+  A.agent = await mkAgent(A.id, 'create');
+  // tasks: an agent of each tenant (seeded in the store), one finished task of B
+  A.taskAgent = addAgent(srv, A.id, { name: 'alpha-worker', role: 'analyst', capabilities: ['analysis'] });
+  A.gate = addAgent(srv, A.id, { name: 'alpha-gated', role: 'analyst', autonomy: 'approval_required' });
+  B.taskAgent = addAgent(srv, B.id, { name: 'bravo-worker', role: 'bravo analyst', capabilities: ['bravo'] });
+  const bt = await srv.request('POST', `/api/v1/tenants/${B.id}/tasks`, {
+    body: { assigned_agent_id: B.taskAgent, objective: 'Bravo confidential objective' },
+  });
+  assert.equal(bt.status, 201, bt.text);
+  B.task = await waitTask(srv, `/api/v1/tenants/${B.id}/tasks/${bt.body.id}`);
+  A.task = await mkTask(A.id);
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
@@ -111,8 +127,21 @@ after(async () => { await srv.stop(); });
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
-    B.provider.id, B.provider.name, B.config.id, B.config.name, B.server.id, B.server.name, 'bravo-secret']
+    B.provider.id, B.provider.name, B.config.id, B.config.name, B.server.id, B.server.name, 'bravo-secret',
+    B.agent.id, B.agent.name, B.taskAgent, B.task.id,
+    'bravo-worker', 'Bravo confidential objective']
     .filter(Boolean);
+}
+
+// A task of tid; gated: one waiting for approval (its agent's autonomy).
+async function mkTask(tid, gated = false) {
+  const c = await srv.request('POST', `/api/v1/tenants/${tid}/tasks`, {
+    body: { assigned_agent_id: gated ? A.gate : A.taskAgent, objective: `own task ${++seq}` },
+  });
+  assert.equal(c.status, 201, c.text);
+  return waitTask(srv, `/api/v1/tenants/${tid}/tasks/${c.body.id}`,
+    (t) => (gated ? t.status === 'waiting_input' && t.approval_state === 'pending'
+      : ['completed', 'failed', 'cancelled'].includes(t.status)));
 }
 
 async function mkConfig(tid) {
@@ -141,6 +170,24 @@ async function mkServer(tid, key) {
   return d.body;
 }
 
+// An agent of tenant tid in the state the route `action` starts from:
+// draft (created), validated (for deploy), deployed (pause), paused (resume).
+async function mkAgent(tid, action, name) {
+  const a = await srv.request('POST', `/api/v1/tenants/${tid}/agents`, {
+    body: { name: name || `own-agent-${++seq}`, role: 'Researcher', capabilities: ['research'] },
+  });
+  assert.equal(a.status, 201, a.text);
+  const steps = { 'agent.deploy': ['validate'], 'agent.pause': ['validate', 'deploy'],
+    'agent.resume': ['validate', 'deploy', 'pause'], deploy: ['validate', 'deploy'] }[action] || [];
+  let body = a.body;
+  for (const step of steps) {
+    const r = await srv.request('POST', `/api/v1/tenants/${tid}/agents/${a.body.id}:${step}`);
+    assert.equal(r.status, 200, r.text);
+    body = r.body;
+  }
+  return body;
+}
+
 function fill(path, ids) {
   return path.replace(/\{(\w+)\}/g, (_, name) => {
     assert.ok(ids[name], `no id for {${name}} in ${path}`);
@@ -161,7 +208,7 @@ function validBody(route, ctx) {
   const n = ++seq;
   switch (route.action) {
     case 'tenant.create': return { name: `Sec Probe ${n}` };
-    case 'tenant.update': return { name: `Renamed ${n}`, plan: 'enterprise', max_agents: 99 };
+    case 'tenant.update': return { name: `Renamed ${n}`, plan: 'enterprise', max_agents: 100000 };
     case 'user.create': return { email: `probe${n}@alpha-iso.example`, role: 'viewer' };
     case 'user.update': return { display_name: `Changed ${n}`, status: 'disabled' };
     case 'api_key.create': return ctx.userId ? { name: `probe ${n}`, user_id: ctx.userId }
@@ -176,6 +223,12 @@ function validBody(route, ctx) {
         params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } };
     case 'mcp.server.create': return { name: `probe-mcp-${n}`, url: 'http://10.0.0.1/mcp' };
     case 'mcp.server.call': return { arguments: {}, timeout_ms: 20000 };
+    case 'task.create': return { assigned_agent_id: A.taskAgent, objective: `probe ${n}` };
+    case 'task.cancel': return { reason: `probe ${n}` };
+    case 'task.approve': case 'task.reject': return { comment: `probe ${n}` };
+    case 'message.create': return { message_type: 'update', content: { text: `probe ${n}` } };
+    case 'agent.create': return { name: `probe-agent-${n}`, role: 'Analyst', capabilities: ['numbers'] };
+    case 'agent.update': return { description: `probe ${n}`, tools: ['recall'] };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -218,6 +271,10 @@ async function snapshotB() {
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
     configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
     mcpServers: (await get(`/api/v1/tenants/${B.id}/mcp-servers?limit=500`, B.keys.tenant_admin)).data,
+    tasks: (await get(`/api/v1/tenants/${B.id}/tasks?limit=500`, B.keys.tenant_admin)).data,
+    messages: (await get(`/api/v1/tenants/${B.id}/messages?limit=500`, B.keys.tenant_admin)).data,
+    agents: (await get(`/api/v1/tenants/${B.id}/agents?limit=500`, B.keys.tenant_admin)).data,
+    versions: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent.id}/versions`, B.keys.tenant_admin)).data,
   };
 }
 
@@ -262,7 +319,8 @@ test('hand-written expectations hold against the server', async () => {
 test('cross-tenant: every canonical route with B\'s ids answers 404 to every role of A, and B is untouched', async () => {
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
-  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, server_id: B.server.id, tool: 'list_agents' };
+  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id,
+    agent_id: B.agent.id, version: '1', task_id: B.task.id, server_id: B.server.id, tool: 'list_agents' };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -279,7 +337,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       // exactly the answer for a tenant that does not exist
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
-        config_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents',
+        config_id: randomUUID(), agent_id: randomUUID(), version: '1', task_id: randomUUID(),
+        server_id: randomUUID(), tool: 'list_agents',
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -312,14 +371,14 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|server_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|task_id|server_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, server_id: B.server.id, tool: 'list_agents' });
-      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents' });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', task_id: B.task.id, server_id: B.server.id, tool: 'list_agents' });
+      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), agent_id: randomUUID(), version: '1', task_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents' });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -334,7 +393,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.server.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.task.id, B.server.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -370,7 +429,10 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
       const server = route.path.includes('{server_id}') ? await mkServer(A.id, A.keys.operator) : null;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, server_id: server?.id, tool: 'list_agents' });
+      const task = !route.path.includes('{task_id}') ? null
+        : ['task.approve', 'task.reject'].includes(route.action) ? await mkTask(A.id, true) : A.task;
+      const agent = mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, agent_id: agent.id, version: '1', task_id: task?.id, server_id: server?.id, tool: 'list_agents' });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}), headers: await validHeaders(route, A.keys[role]),
       });

@@ -24,15 +24,19 @@ function pgUrlFor(db) {
   return u.toString();
 }
 
-export async function startServer({ env = {}, args = [], dataDir } = {}) {
+// dataDir and db (a PostgreSQL database name from an earlier handle) let a
+// test restart a server on the same store, e.g. after killing it.
+export async function startServer({ env = {}, args = [], dataDir, db: reuseDb } = {}) {
   if (process.env.AP_TEST_EXTERNAL_URL) {
     const url = process.env.AP_TEST_EXTERNAL_URL;
     return makeHandle({ url, adminKey: process.env.AP_TEST_EXTERNAL_KEY, external: true });
   }
   dataDir = dataDir || mkdtempSync(join(tmpdir(), 'agentprov-e2e-'));
   const extra = [];
-  let db = null;
-  if (BACKEND === 'postgres') {
+  let db = reuseDb || null;
+  if (BACKEND === 'postgres' && reuseDb) {
+    extra.push('--database-url', pgUrlFor(db));
+  } else if (BACKEND === 'postgres') {
     db = 'e2e_' + randomBytes(6).toString('hex');
     execFileSync('psql', [process.env.AP_TEST_PG_ADMIN_URL, '-qAtc',
       `CREATE DATABASE ${db} OWNER agentprov`]);

@@ -1,0 +1,40 @@
+/*
+ * common.h - what the orch modules (agent, group, relationship, skill)
+ * share: JSON columns, string-array checks, audit entries.
+ *
+ * 1. JSON columns are stored as compact text; reading one back that is
+ *    not valid JSON yields null rather than failing the whole answer.
+ * 2. Internal to src/orch/: other domains use the module headers.
+ */
+#ifndef AP_ORCH_COMMON_H
+#define AP_ORCH_COMMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "audit/audit.h"
+#include "store/db.h"
+
+/* The JSON text s parsed (new reference), or json_null(). */
+json_t *ap_orch_json_col(const char *s);
+/* Compact JSON text of v in the tx arena ("null" for NULL). */
+const char *ap_orch_json_text(ap_tx_t *tx, json_t *v);
+/* Checks that v is an array of at most max_items non-empty strings of at
+ * most max_len bytes, without duplicates; names field and index. */
+ap_rc ap_orch_check_strings(json_t *v, const char *field, size_t max_items, size_t max_len,
+                            ap_err_t *err);
+/* Appends one audit entry (resource_type, id, changes borrowed). */
+ap_rc ap_orch_audit(ap_tx_t *tx, const char *tenant_id, const ap_actor_t *actor,
+                    const char *action, const char *resource_type, const char *id,
+                    json_t *changes, ap_err_t *err);
+/* The tenant of tx, or NULL in platform scope: queries filter with
+ * "tenant_id = COALESCE(?, tenant_id)". */
+const char *ap_orch_tenant(ap_tx_t *tx);
+/* AP_ERR_NOT_FOUND "not-found" for an agent id. */
+ap_rc ap_orch_agent_not_found(const char *id, ap_err_t *err);
+/* Whether agent id exists in tenant_id; *status (optional) gets its status
+ * (tx arena). */
+ap_rc ap_orch_agent_status(ap_tx_t *tx, const char *tenant_id, const char *id,
+                           const char **status, ap_err_t *err);
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * runner.c - the runner pool: scheduler index, worker threads, lease
+ * heartbeats and the scan of the durable queue.
+ *
+ * 1. One mutex guards the scheduler and the table of tasks in flight;
+ *    workers wait on a condition variable signalled by wake() and by the
+ *    scan.
+ * 2. The scan runs on the heartbeat thread: every scan_ms it reads
+ *    runnable tasks of every tenant (platform-scope read: on PostgreSQL
+ *    app.platform lets it see all tenants) and every lease_ms / 3 it
+ *    renews the leases of the tasks in flight.
+ */
+#include "orch/runner.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/id.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "llm/call.h"
+#include "orch/scheduler.h"
+
+typedef struct {
+    char tenant[37], task[37];
+    bool busy;
+} slot_t;
+
+struct ap_orch_runner {
+    ap_orch_runner_opts_t o;
+    char node[AP_UUID_LEN];
+    pthread_mutex_t mu;
+    pthread_cond_t cv, hb_cv;
+    ap_sched_t *sched;
+    volatile int stop;
+    pthread_t *threads, hb;
+    slot_t *slots;
+    int64_t steps, finished;
+};
+
+void ap_orch_runner_wake(ap_orch_runner_t *r, const char *tenant_id, const ap_orch_wake_t *w) {
+    if (!r || !w || !w->n) return;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < w->n; i++) ap_sched_push(r->sched, tenant_id, w->t[i].id, w->t[i].rank);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void ap_orch_runner_stats(ap_orch_runner_t *r, int64_t *steps, int64_t *finished) {
+    pthread_mutex_lock(&r->mu);
+    *steps = r->steps;
+    *finished = r->finished;
+    pthread_mutex_unlock(&r->mu);
+}
+
+typedef struct {
+    ap_orch_runner_t *r;
+    int idx;
+} worker_arg_t;
+
+static void *worker_main(void *arg) {
+    worker_arg_t *wa = arg;
+    ap_orch_runner_t *r = wa->r;
+    slot_t *slot = &r->slots[wa->idx];
+    ap_free(wa);
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        char tenant[37], task[37];
+        if (!ap_sched_pop(r->sched, tenant, task)) {
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
+        memcpy(slot->tenant, tenant, sizeof tenant);
+        memcpy(slot->task, task, sizeof task);
+        slot->busy = true;
+        pthread_mutex_unlock(&r->mu);
+        ap_orch_wake_t wake = {0};
+        ap_orch_loop_env_t env = {.db = r->o.db, .bus = r->o.bus, .node = r->node,
+                                  .lease_ms = r->o.lease_ms, .step_delay_ms = r->o.step_delay_ms,
+                                  .model = r->o.model, .model_ud = r->o.model_ud,
+                                  .default_model = r->o.default_model,
+                                  .stop = &r->stop};
+        ap_orch_run_result res = ap_orch_loop_run(&env, tenant, task, &wake);
+        pthread_mutex_lock(&r->mu);
+        slot->busy = false;
+        ap_sched_done(r->sched, tenant);
+        r->steps += env.steps;
+        if (res == AP_ORCH_RUN_PARKED) r->finished++;
+        for (int i = 0; i < wake.n; i++)
+            ap_sched_push(r->sched, tenant, wake.t[i].id, wake.t[i].rank);
+        if (wake.n) pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static void scan(ap_orch_runner_t *r) {
+    ap_arena_t *a = ap_arena_new(65536);
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    char now[AP_TIME_LEN];
+    ap_time_format(ap_now_ms(), now);
+    ap_val_t p[] = {AP_VTEXT(now), AP_VTEXT(now)};
+    ap_rc rc = ap_db_begin(r->o.db, NULL, AP_TX_READ, a, &tx, &err);
+    if (!rc)
+        rc = ap_tx_query(tx,
+                         "SELECT tenant_id, id, priority_rank FROM agent_tasks WHERE status IN"
+                         " ('queued', 'thinking', 'executing') AND (next_run_at IS NULL OR"
+                         " next_run_at <= ?) AND (lease_owner IS NULL OR lease_expires_at < ?)"
+                         " ORDER BY priority_rank, id LIMIT 2000",
+                         p, 2, &rows, &err);
+    if (rc) {
+        ap_log(AP_LOG_WARN, "task scan failed", "{s:s}", "detail", err.detail);
+    } else if (rows.nrows) {
+        pthread_mutex_lock(&r->mu);
+        int added = 0;
+        for (int i = 0; i < rows.nrows; i++) {
+            bool running = false;
+            const char *id = ap_rows_get(&rows, i, "id");
+            for (int w = 0; w < r->o.workers; w++)
+                if (r->slots[w].busy && strcmp(r->slots[w].task, id) == 0) running = true;
+            if (!running)
+                added += ap_sched_push(r->sched, ap_rows_get(&rows, i, "tenant_id"), id,
+                                       (int)ap_rows_int(&rows, i, "priority_rank", 2));
+        }
+        if (added) pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+    ap_arena_free(a);
+}
+
+static void heartbeat(ap_orch_runner_t *r) {
+    int n = r->o.workers;
+    char (*t)[2][37] = ap_calloc((size_t)n, sizeof *t);
+    int k = 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < n; i++)
+        if (r->slots[i].busy) {
+            memcpy(t[k][0], r->slots[i].tenant, 37);
+            memcpy(t[k][1], r->slots[i].task, 37);
+            k++;
+        }
+    pthread_mutex_unlock(&r->mu);
+    char until[AP_TIME_LEN];
+    ap_time_format(ap_now_ms() + r->o.lease_ms, until);
+    for (int i = 0; i < k; i++) {
+        ap_arena_t *a = ap_arena_new(2048);
+        ap_err_t err = {0};
+        ap_tx_t *tx;
+        ap_val_t p[] = {AP_VTEXT(until), AP_VTEXT(t[i][1]), AP_VTEXT(r->node)};
+        if (!ap_db_begin(r->o.db, t[i][0], AP_TX_WRITE, a, &tx, &err) &&
+            !ap_tx_query(tx,
+                         "UPDATE agent_tasks SET lease_expires_at = ? WHERE id = ? AND"
+                         " lease_owner = ?",
+                         p, 3, NULL, &err))
+            ap_tx_commit(tx, &err);
+        ap_arena_free(a);
+    }
+    ap_free(t);
+}
+
+static void *hb_main(void *arg) {
+    ap_orch_runner_t *r = arg;
+    int64_t next_scan = 0, next_hb = ap_now_ms() + r->o.lease_ms / 3;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        int64_t now = ap_now_ms();
+        if (now >= next_scan) {
+            pthread_mutex_unlock(&r->mu);
+            scan(r);
+            pthread_mutex_lock(&r->mu);
+            next_scan = now + r->o.scan_ms;
+        }
+        if (now >= next_hb) {
+            pthread_mutex_unlock(&r->mu);
+            heartbeat(r);
+            pthread_mutex_lock(&r->mu);
+            next_hb = now + r->o.lease_ms / 3;
+        }
+        int64_t wake_at = next_scan < next_hb ? next_scan : next_hb;
+        struct timespec ts = {.tv_sec = wake_at / 1000, .tv_nsec = (wake_at % 1000) * 1000000};
+        /* ap_now_ms is wall-clock milliseconds, as CLOCK_REALTIME */
+        if (!r->stop) pthread_cond_timedwait(&r->hb_cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+ap_rc ap_orch_runner_start(const ap_orch_runner_opts_t *opts, ap_orch_runner_t **out,
+                           ap_err_t *err) {
+    if (!opts->db || opts->workers < 1)
+        return ap_err_set(err, AP_ERR_INVALID, NULL, "invalid runner options",
+                          "give a store and at least one worker", "workers %d", opts->workers);
+    ap_orch_runner_t *r = ap_calloc(1, sizeof *r);
+    r->o = *opts;
+    if (r->o.lease_ms <= 0) r->o.lease_ms = 15000;
+    if (r->o.lease_ms < 300) r->o.lease_ms = 300;
+    if (r->o.scan_ms <= 0) r->o.scan_ms = 1000;
+    int quota = r->o.tenant_quota > 0 ? r->o.tenant_quota : (r->o.workers * 3) / 4;
+    if (quota < 1) quota = 1;
+    ap_uuid7(r->node);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->hb_cv, NULL);
+    r->sched = ap_sched_new(quota);
+    r->slots = ap_calloc((size_t)r->o.workers, sizeof *r->slots);
+    r->threads = ap_calloc((size_t)r->o.workers, sizeof *r->threads);
+    for (int i = 0; i < r->o.workers; i++) {
+        worker_arg_t *wa = ap_malloc(sizeof *wa);
+        *wa = (worker_arg_t){r, i};
+        pthread_create(&r->threads[i], NULL, worker_main, wa);
+    }
+    pthread_create(&r->hb, NULL, hb_main, r);
+    ap_log(AP_LOG_INFO, "task runner started", "{s:s,s:i,s:i,s:I}", "node", r->node, "workers",
+           r->o.workers, "tenant_quota", quota, "lease_ms", (json_int_t)r->o.lease_ms);
+    *out = r;
+    return AP_OK;
+}
+
+void ap_orch_runner_stop(ap_orch_runner_t *r) {
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->hb_cv);
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < r->o.workers; i++) pthread_join(r->threads[i], NULL);
+    pthread_join(r->hb, NULL);
+    ap_sched_free(r->sched);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    pthread_cond_destroy(&r->hb_cv);
+    ap_free(r->slots);
+    ap_free(r->threads);
+    ap_free(r);
+}
+
+ap_rc ap_orch_model_llm(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
+                        const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                        ap_llm_error_t *lerr, ap_err_t *err) {
+    const ap_llm_call_env_t *env = ud;
+    ap_llm_call_opts_t o = {.arena = a, .tenant_id = tenant_id, .agent_id = agent_id,
+                            .task_id = task_id};
+    return ap_llm_call_sync(env, &o, req, NULL, NULL, resp, lerr, NULL, err);
+}

@@ -1,0 +1,180 @@
+/*
+ * team_view.c - SQL reads of agents, groups and relationships for tasks.
+ */
+#include "orch/team_view.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/id.h"
+#include "core/time.h"
+
+ap_rc ap_orch_tv_agent(ap_tx_t *tx, const char *tenant_id, const char *ref, const char *field,
+                       ap_orch_agent_t *out, ap_err_t *err) {
+    ap_rows_t r;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(ref)};
+    ap_rc rc = ap_tx_query(tx,
+                           ap_uuid_valid(ref)
+                               ? "SELECT * FROM agents WHERE tenant_id = ? AND id = ?"
+                               : "SELECT * FROM agents WHERE tenant_id = ? AND name = ?",
+                           p, 2, &r, err);
+    if (rc) return rc;
+    if (r.nrows == 0)
+        return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "agent not found",
+                          "give the id or name of an agent of this tenant",
+                          "%s \"%.64s\" names no agent", field, ref);
+    out->id = ap_rows_get(&r, 0, "id");
+    out->name = ap_rows_get(&r, 0, "name");
+    out->role = ap_rows_get(&r, 0, "role");
+    out->description = ap_rows_get(&r, 0, "description");
+    out->capabilities = ap_rows_get(&r, 0, "capabilities");
+    out->personality = ap_rows_get(&r, 0, "personality");
+    out->autonomy_level = ap_rows_get(&r, 0, "autonomy_level");
+    out->status = ap_rows_get(&r, 0, "status");
+    out->llm_config_id = ap_rows_get(&r, 0, "llm_config_id");
+    out->max_delegation_depth = (int)ap_rows_int(&r, 0, "max_delegation_depth", 2);
+    int64_t dv = ap_rows_int(&r, 0, "deployed_version", 0);
+    out->version = (int)(dv > 0 ? dv : ap_rows_int(&r, 0, "version", 1));
+    return AP_OK;
+}
+
+bool ap_orch_tv_runnable(const ap_orch_agent_t *a) {
+    return a->status && (strcmp(a->status, "deployed") == 0 || strcmp(a->status, "running") == 0);
+}
+
+ap_rc ap_orch_tv_delegates(ap_tx_t *tx, const char *tenant_id, const char *self, ap_rows_t *out,
+                           ap_err_t *err) {
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(self), AP_VTEXT(self)};
+    return ap_tx_query(
+        tx,
+        "SELECT a.id, a.name, a.role, a.capabilities FROM agents a WHERE a.tenant_id = ? AND"
+        " a.id IN (SELECT to_agent_id FROM agent_relationships WHERE from_agent_id = ? AND"
+        " relationship_type IN ('supervises', 'delegates_to') UNION SELECT from_agent_id FROM"
+        " agent_relationships WHERE to_agent_id = ? AND relationship_type = 'reports_to')"
+        " ORDER BY a.created_at, a.id",
+        p, 3, out, err);
+}
+
+ap_rc ap_orch_tv_consultees(ap_tx_t *tx, const char *tenant_id, const char *self, ap_rows_t *out,
+                            ap_err_t *err) {
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(self), AP_VTEXT(self)};
+    return ap_tx_query(
+        tx,
+        "SELECT a.id, a.name, a.role, a.capabilities FROM agents a WHERE a.tenant_id = ? AND"
+        " a.id IN (SELECT to_agent_id FROM agent_relationships WHERE from_agent_id = ? AND"
+        " relationship_type IN ('collaborates_with', 'consults') UNION SELECT from_agent_id FROM"
+        " agent_relationships WHERE to_agent_id = ? AND relationship_type = 'collaborates_with')"
+        " ORDER BY a.created_at, a.id",
+        p, 3, out, err);
+}
+
+static bool in_rows(const ap_rows_t *r, const char *id) {
+    for (int i = 0; i < r->nrows; i++)
+        if (strcmp(ap_rows_get(r, i, "id"), id) == 0) return true;
+    return false;
+}
+
+bool ap_orch_tv_may_delegate(ap_tx_t *tx, const char *tenant_id, const char *self, const char *to) {
+    ap_rows_t r;
+    ap_err_t e;
+    return !ap_orch_tv_delegates(tx, tenant_id, self, &r, &e) && in_rows(&r, to);
+}
+
+bool ap_orch_tv_may_query(ap_tx_t *tx, const char *tenant_id, const char *self, const char *to) {
+    ap_rows_t r;
+    ap_err_t e;
+    return !ap_orch_tv_consultees(tx, tenant_id, self, &r, &e) && in_rows(&r, to);
+}
+
+ap_rc ap_orch_tv_supervisor(ap_tx_t *tx, const char *tenant_id, const char *self, const char **out,
+                            ap_err_t *err) {
+    ap_rows_t r;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(self), AP_VTEXT(self)};
+    ap_rc rc = ap_tx_query(
+        tx,
+        "SELECT id FROM (SELECT from_agent_id AS id, created_at FROM agent_relationships WHERE"
+        " tenant_id = ? AND to_agent_id = ? AND relationship_type = 'supervises' UNION ALL"
+        " SELECT to_agent_id AS id, created_at FROM agent_relationships WHERE from_agent_id = ?"
+        " AND relationship_type = 'reports_to') s ORDER BY created_at, id LIMIT 1",
+        p, 3, &r, err);
+    if (rc) return rc;
+    *out = r.nrows ? ap_rows_get(&r, 0, "id") : NULL;
+    return AP_OK;
+}
+
+ap_rc ap_orch_tv_group(ap_tx_t *tx, const char *tenant_id, const char *group_id, ap_rows_t *out,
+                       ap_err_t *err) {
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(group_id)};
+    return ap_tx_query(tx,
+                       "SELECT id, name, goal, strategy, shared_context, escalation_rules FROM"
+                       " agent_groups WHERE tenant_id = ? AND id = ?",
+                       p, 2, out, err);
+}
+
+ap_rc ap_orch_tv_group_of(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
+                          const char **out, ap_err_t *err) {
+    ap_rows_t r;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(agent_id)};
+    ap_rc rc = ap_tx_query(tx,
+                           "SELECT group_id FROM agent_group_members WHERE tenant_id = ? AND"
+                           " agent_id = ? ORDER BY created_at, group_id LIMIT 1",
+                           p, 2, &r, err);
+    if (rc) return rc;
+    *out = r.nrows ? ap_rows_get(&r, 0, "group_id") : NULL;
+    return AP_OK;
+}
+
+ap_rc ap_orch_tv_group_top(ap_tx_t *tx, const char *tenant_id, const char *group_id,
+                           const char **out, ap_err_t *err) {
+    ap_rows_t g;
+    ap_rc rc = ap_orch_tv_group(tx, tenant_id, group_id, &g, err);
+    if (rc) return rc;
+    if (!g.nrows)
+        return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "group not found",
+                          "give the id of an agent group of this tenant",
+                          "group_id \"%s\" names no group", group_id);
+    ap_rows_t r;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(group_id), AP_VTEXT(group_id),
+                    AP_VTEXT(group_id)};
+    rc = ap_tx_query(
+        tx,
+        "SELECT m.agent_id AS id, (SELECT COUNT(*) FROM agent_relationships s WHERE"
+        " s.from_agent_id = m.agent_id AND s.relationship_type = 'supervises') AS subs"
+        " FROM agent_group_members m WHERE m.tenant_id = ? AND m.group_id = ? AND NOT EXISTS"
+        " (SELECT 1 FROM agent_relationships x JOIN agent_group_members o ON o.agent_id ="
+        " x.from_agent_id AND o.group_id = ? WHERE x.to_agent_id = m.agent_id AND"
+        " x.relationship_type = 'supervises') AND NOT EXISTS (SELECT 1 FROM"
+        " agent_relationships y JOIN agent_group_members o2 ON o2.agent_id = y.to_agent_id AND"
+        " o2.group_id = ? WHERE y.from_agent_id = m.agent_id AND y.relationship_type ="
+        " 'reports_to') ORDER BY CASE WHEN (SELECT COUNT(*) FROM agent_relationships s2 WHERE"
+        " s2.from_agent_id = m.agent_id AND s2.relationship_type = 'supervises') > 0 THEN 0"
+        " ELSE 1 END, m.created_at, m.agent_id LIMIT 1",
+        p, 4, &r, err);
+    if (rc) return rc;
+    if (!r.nrows)
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "group has no top supervisor",
+                          "add members to the group, or give assigned_agent_id",
+                          "group %s has no member that nobody in it supervises", group_id);
+    *out = ap_rows_get(&r, 0, "id");
+    return AP_OK;
+}
+
+ap_rc ap_orch_tv_skill_outcome(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
+                               const char *skill_name, bool success, ap_err_t *err) {
+    char now[AP_TIME_LEN], id[AP_UUID_LEN];
+    ap_time_format(ap_now_ms(), now);
+    ap_uuid7(id);
+    ap_val_t p[] = {AP_VTEXT(id),   AP_VTEXT(tenant_id),   AP_VTEXT(agent_id),
+                    AP_VTEXT(skill_name), AP_VREAL(success ? 1.0 : 0.0), AP_VTEXT(now),
+                    AP_VTEXT(now),  AP_VTEXT(now),         AP_VREAL(success ? 1.0 : 0.0),
+                    AP_VTEXT(now),  AP_VTEXT(now)};
+    return ap_tx_query(
+        tx,
+        "INSERT INTO agent_skills (id, tenant_id, agent_id, skill_name, proficiency, times_used,"
+        " success_rate, learned_from, last_used_at, created_at, updated_at) VALUES (?, ?, ?, ?,"
+        " 0.5, 1, ?, 'practice', ?, ?, ?) ON CONFLICT (agent_id, skill_name) DO UPDATE SET"
+        " success_rate = (agent_skills.success_rate * agent_skills.times_used + ?) /"
+        " (agent_skills.times_used + 1), times_used = agent_skills.times_used + 1,"
+        " last_used_at = ?, updated_at = ?",
+        p, 11, NULL, err);
+}
