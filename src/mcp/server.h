@@ -31,9 +31,18 @@
 
 #define AP_MCP_LATEST_VERSION "2025-06-18"
 
+struct ap_orch_runner;
+
+/* What a tool's transaction leaves for after its commit. */
+typedef struct {
+    void *wake; /* ap_orch_wake_t *: tasks to hand to the runner */
+} ap_mcp_after_commit_t;
+
 /* Who is calling: an API key of a tenant. */
 typedef struct {
     ap_db_t *db;
+    struct ap_orch_runner *runner; /* this node's task runner, or NULL */
+    ap_mcp_after_commit_t *after_commit; /* set by the tool dispatcher */
     const uint8_t *master_key; /* tenant secrets (may be NULL) */
     const char *tenant_id;
     const char *key_id;

@@ -1,15 +1,17 @@
 /*
  * tools.c - the MCP tool table and the calls behind it (see tools.h).
  *
- * 1. list_agents, get_task and create_task read and write the orch schema
- *    (0005) directly: create_task queues a task exactly as the task
- *    service will (status queued, the agent's deployed version, audit
- *    "task.create"), and is to call that service once it is in the tree.
+ * 1. list_agents, get_task and create_task call the orch services
+ *    (orch/agent.h, orch/task.h): the same rules, rows and audit entries
+ *    as the REST API.  create_task takes the task service's own field
+ *    table, so its schema is the REST body's; the new task is handed to
+ *    this node's runner after commit (over stdio there is none: the
+ *    serving nodes' queue scan picks it up within --task-scan-ms).
  * 2. The agent-to-agent tools (delegate_to_agent, query_agent,
- *    escalate_to_supervisor) and the memory tools (remember, recall,
- *    learn_entity, query_knowledge) are described here with their inputs
- *    and permissions but have no handler until their services exist; they
- *    are left out of tools/list until then.
+ *    escalate_to_supervisor) act for an agent inside a running task; the
+ *    runner keeps them to itself (orch/loop.c), so they have no handler
+ *    here and are left out of tools/list.  Likewise the memory tools
+ *    until the memory service is in the tree.
  */
 #include "mcp/tools.h"
 
@@ -20,6 +22,9 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "orch/agent.h"
+#include "orch/runner.h"
+#include "orch/task.h"
 
 /* ---- inputs ------------------------------------------------------------ */
 
@@ -45,22 +50,19 @@ static const ap_jfield_t get_task_f[] = {
 };
 static const char *const get_task_d[] = {"the task's id (a UUID)"};
 
-static const ap_jfield_t create_task_f[] = {
-    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
-    {"objective", AP_JT_STRING, true, false, NULL, 8000, 0, 0},
-    {"priority", AP_JT_STRING, false, false, priorities, 0, 0, 0},
-    {"task_type", AP_JT_STRING, false, false, NULL, 64, 0, 0},
-    {"context", AP_JT_OBJECT, false, false, NULL, 0, 0, 0},
-    {"requires_approval", AP_JT_BOOL, false, false, NULL, 0, 0, 0},
-    AP_JFIELDS_END,
-};
+/* create_task takes the task service's body as it is */
+#define create_task_f ap_orch_task_create_fields
 static const char *const create_task_d[] = {
-    "id of the deployed agent that is to do the task",
+    "id (or name) of the deployed agent that is to do the task; or give group_id",
+    "id of a team: its lead agent takes the task and delegates",
     "what the agent is to achieve, in plain words",
-    "scheduling priority (default normal)",
     "a label for the kind of task (default general)",
+    "scheduling priority (default normal)",
     "facts the agent may use, as a JSON object",
     "park the result for a person's approval before it completes",
+    "most model/tool steps the task may take",
+    "most tokens the task may spend",
+    "wall-clock limit in seconds",
 };
 
 static const ap_jfield_t delegate_f[] = {
@@ -132,157 +134,36 @@ static const char *const query_knowledge_d[] = {"whose knowledge graph", "what t
 
 static ap_rc list_agents(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
                          ap_err_t *err) {
-    int limit = (int)ap_json_int(args, "limit", 50);
-    const char *status = ap_json_str(args, "status");
     const char *cursor = ap_json_str(args, "cursor");
     if (cursor && !ap_uuid_valid(cursor))
         return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid cursor",
                           "pass next_cursor from the previous page unchanged",
                           "cursor \"%.36s\" is not one this list returned", cursor);
-    /* conditions are added, not "? IS NULL": PostgreSQL cannot type a bare NULL parameter */
-    ap_val_t p[4];
-    int np = 0;
-    p[np++] = AP_VTEXT(c->tenant_id);
-    if (status) p[np++] = AP_VTEXT(status);
-    if (cursor) p[np++] = AP_VTEXT(cursor);
-    p[np++] = AP_VINT(limit + 1);
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT id, name, description, role, capabilities, status, version,"
-             " deployed_version, autonomy_level, created_at, updated_at FROM agents"
-             " WHERE tenant_id = ?%s%s ORDER BY id LIMIT ?",
-             status ? " AND status = ?" : "", cursor ? " AND id > ?" : "");
-    ap_rows_t rows;
-    ap_rc rc = ap_tx_query(tx, sql, p, np, &rows, err);
+    json_t *items = NULL;
+    const char *next = NULL;
+    ap_rc rc = ap_orch_agent_list(tx, c->tenant_id, ap_json_str(args, "status"), cursor,
+                                  (int)ap_json_int(args, "limit", 50), &items, &next, err);
     if (rc) return rc;
-    static const char *const ints[] = {"version", "deployed_version", NULL};
-    json_t *items = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) {
-        json_t *o = ap_rows_json(&rows, i, ints);
-        json_t *caps = json_loads(ap_rows_get(&rows, i, "capabilities"), 0, NULL);
-        json_object_set_new(o, "capabilities", caps ? caps : json_array());
-        json_array_append_new(items, o);
-    }
-    *out = json_pack("{s:o,s:o}", "agents", items, "next_cursor",
-                     rows.nrows > limit ? json_string(ap_rows_get(&rows, n - 1, "id"))
-                                        : json_null());
+    *out = json_pack("{s:o,s:o}", "agents", items, "next_cursor", next ? json_string(next) : json_null());
     return AP_OK;
-}
-
-static ap_rc task_not_found(ap_err_t *err, const char *id) {
-    return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "task not found",
-                      "check the task id (create_task returns it)",
-                      "no task with id \"%.36s\" in this tenant", id);
 }
 
 static ap_rc get_task(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
                       ap_err_t *err) {
     const char *id = ap_json_str(args, "task_id");
-    if (!ap_uuid_valid(id)) return task_not_found(err, id);
-    ap_val_t p[] = {AP_VTEXT(c->tenant_id), AP_VTEXT(id)};
-    ap_rows_t rows;
-    ap_rc rc = ap_tx_query(tx,
-                           "SELECT id, assigned_agent_id, agent_version, group_id, status,"
-                           " priority, task_type, objective, context, output, confidence,"
-                           " parent_task_id, depth, requires_approval, approval_state, tokens_used,"
-                           " cost, error, created_at, updated_at, started_at, completed_at"
-                           " FROM agent_tasks WHERE tenant_id = ? AND id = ?",
-                           p, 2, &rows, err);
-    if (rc) return rc;
-    if (rows.nrows == 0) return task_not_found(err, id);
-    static const char *const ints[] = {"agent_version", "depth", "tokens_used", NULL};
-    json_t *o = ap_rows_json(&rows, 0, ints);
-    json_t *ctx = json_loads(ap_rows_get(&rows, 0, "context"), 0, NULL);
-    json_object_set_new(o, "context", ctx ? ctx : json_object());
-    const char *e = ap_rows_get(&rows, 0, "error");
-    json_t *je = e ? json_loads(e, 0, NULL) : NULL;
-    json_object_set_new(o, "error", je ? je : json_null());
-    const char *conf = ap_rows_get(&rows, 0, "confidence");
-    json_object_set_new(o, "confidence", conf ? json_real(strtod(conf, NULL)) : json_null());
-    const char *cost = ap_rows_get(&rows, 0, "cost");
-    json_object_set_new(o, "cost", json_real(cost ? strtod(cost, NULL) : 0));
-    json_object_set_new(o, "requires_approval",
-                        json_boolean(ap_rows_int(&rows, 0, "requires_approval", 0)));
-    *out = o;
-    return AP_OK;
-}
-
-static int priority_rank(const char *p) {
-    for (int i = 0; priorities[i]; i++)
-        if (strcmp(priorities[i], p) == 0) return i;
-    return 2;
+    if (!ap_uuid_valid(id))
+        return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "task not found",
+                          "check the task id (create_task returns it)",
+                          "no task with id \"%.36s\" in this tenant", id);
+    return ap_orch_task_get(tx, c->tenant_id, id, out, err);
 }
 
 static ap_rc create_task(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
                          ap_err_t *err) {
-    const char *agent = ap_json_str(args, "agent_id");
-    const char *objective = ap_json_str(args, "objective");
-    const char *prio = ap_json_str(args, "priority");
-    const char *type = ap_json_str(args, "task_type");
-    json_t *ctx = json_object_get(args, "context");
-    bool approval = json_is_true(json_object_get(args, "requires_approval"));
-    if (!prio) prio = "normal";
-    if (!type) type = "general";
-    if (!*objective)
-        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "empty objective",
-                          "say what the agent is to achieve", "field \"objective\" is empty");
-    ap_rows_t rows;
-    ap_val_t pa[] = {AP_VTEXT(c->tenant_id), AP_VTEXT(agent)};
-    ap_rc rc = AP_OK;
-    if (ap_uuid_valid(agent))
-        rc = ap_tx_query(tx,
-                         "SELECT status, deployed_version FROM agents WHERE tenant_id = ? AND id = ?",
-                         pa, 2, &rows, err);
-    else
-        rows.nrows = 0;
-    if (rc) return rc;
-    if (rows.nrows == 0)
-        return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "agent not found",
-                          "list_agents names the agents of this tenant",
-                          "no agent with id \"%.36s\" in this tenant", agent);
-    const char *status = ap_rows_get(&rows, 0, "status");
-    const char *dv = ap_rows_get(&rows, 0, "deployed_version");
-    if (!dv || (strcmp(status, "deployed") != 0 && strcmp(status, "running") != 0))
-        return ap_err_set(err, AP_ERR_CONFLICT, "agent-not-deployed", "agent is not deployed",
-                          "deploy the agent first, or pick a deployed one with list_agents",
-                          "agent \"%.36s\" is %s; tasks run on deployed agents", agent, status);
-    char id[AP_UUID_LEN], now[AP_TIME_LEN];
-    ap_uuid7(id);
-    ap_time_format(ap_now_ms(), now);
-    char *ctx_s = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
-    ap_val_t v[] = {AP_VTEXT(id),
-                    AP_VTEXT(c->tenant_id),
-                    AP_VTEXT(agent),
-                    AP_VINT(atoll(dv)),
-                    AP_VTEXT(c->key_id),
-                    AP_VTEXT(prio),
-                    AP_VINT(priority_rank(prio)),
-                    AP_VTEXT(type),
-                    AP_VTEXT(objective),
-                    AP_VTEXT(ctx_s ? ctx_s : "{}"),
-                    AP_VINT(approval ? 1 : 0),
-                    AP_VTEXT(id),
-                    AP_VTEXT(now),
-                    AP_VTEXT(now)};
-    rc = ap_tx_query(tx,
-                     "INSERT INTO agent_tasks (id, tenant_id, assigned_agent_id, agent_version,"
-                     " created_by, human_requested, status, priority, priority_rank, task_type,"
-                     " objective, context, requires_approval, root_task_id, created_at, updated_at)"
-                     " VALUES (?, ?, ?, ?, ?, 1, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     v, 14, NULL, err);
-    free(ctx_s);
-    if (rc) return rc;
-    json_t *changes = json_pack("{s:s,s:s,s:s,s:s}", "agent_id", agent, "priority", prio,
-                                "task_type", type, "via", "mcp");
-    ap_audit_event_t ev = {"task.create", "task", id, "success", changes};
-    rc = ap_audit_append(tx, c->tenant_id, c->actor, &ev, NULL, err);
-    json_decref(changes);
-    if (rc) return rc;
-    *out = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "id", id, "status", "queued",
-                     "assigned_agent_id", agent, "agent_version", (json_int_t)atoll(dv), "priority",
-                     prio, "objective", objective, "created_at", now);
-    return AP_OK;
+    ap_orch_wake_t *wake = ap_arena_calloc(ap_tx_arena(tx), sizeof *wake);
+    ap_rc rc = ap_orch_task_create(tx, c->tenant_id, c->actor, args, out, wake, err);
+    if (!rc) c->after_commit->wake = wake;
+    return rc;
 }
 
 /* ---- the table --------------------------------------------------------- */
@@ -412,6 +293,10 @@ static void audit_outcome(const ap_mcp_caller_t *c, ap_arena_t *a, const ap_mcp_
 json_t *ap_mcp_tool_call(const ap_mcp_caller_t *c, ap_arena_t *a, const ap_mcp_tool_t *t,
                          json_t *args) {
     ap_err_t err = {0};
+    ap_mcp_after_commit_t ac = {0};
+    ap_mcp_caller_t call = *c;
+    call.after_commit = &ac;
+    c = &call;
     if (!ap_policy_allows(c->role, t->perm)) {
         ap_err_set(&err, AP_ERR_DENIED, "forbidden", "permission denied",
                    "use an API key whose role has that permission",
@@ -436,6 +321,9 @@ json_t *ap_mcp_tool_call(const ap_mcp_caller_t *c, ap_arena_t *a, const ap_mcp_t
         json_decref(changes);
     }
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc && c->after_commit->wake && c->runner)
+        ap_orch_runner_wake(c->runner, c->tenant_id, c->after_commit->wake);
+    c->after_commit->wake = NULL;
     if (rc) {
         json_decref(out);
         if (tx) ap_tx_rollback(tx);

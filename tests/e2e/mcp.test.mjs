@@ -2,11 +2,10 @@
 // client over Streamable HTTP (/mcp) and over stdio (`agentprov mcp
 // --stdio`), and the transport's rules checked byte by byte with fetch.
 //
-// Agents are seeded straight into the store (the agents API is not part
-// of this build's MCP surface): one deployed, one draft.
+// Agents are made through the agents API: one deployed, one draft.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -19,29 +18,17 @@ let srv;
 let T; // { id, keys }
 const agents = {};
 
-function sql(dbUrl, statements) {
-  const opts = { encoding: 'utf8', input: statements };
-  const r = dbUrl.startsWith('sqlite:')
-    ? spawnSync('sqlite3', ['-bail', dbUrl.slice(7)], opts)
-    : spawnSync('psql', [(() => {
-      const u = new URL(process.env.AP_TEST_PG_ADMIN_URL);
-      u.pathname = new URL(dbUrl).pathname;
-      return u.toString();
-    })(), '-v', 'ON_ERROR_STOP=1', '-qAt'], opts);
-  assert.equal(r.status, 0, `sql failed: ${statements}\n${r.stderr}`);
-  return r.stdout;
+async function mkAgent(tid, name, deploy) {
+  const a = await srv.request('POST', `/api/v1/tenants/${tid}/agents`, {
+    body: { name, role: 'Analyst', capabilities: ['research'] },
+  });
+  assert.equal(a.status, 201, a.text);
+  for (const step of deploy ? ['validate', 'deploy'] : []) {
+    const r = await srv.request('POST', `/api/v1/tenants/${tid}/agents/${a.body.id}:${step}`);
+    assert.equal(r.status, 200, r.text);
+  }
+  return a.body.id;
 }
-
-function seedAgent(tid, name, status) {
-  const id = randomUUID();
-  const now = new Date().toISOString();
-  const dv = status === 'deployed' ? '1' : 'NULL';
-  sql(srv.databaseUrl, `INSERT INTO agents (id, tenant_id, name, role, capabilities, status, version,
-    deployed_version, created_at, updated_at) VALUES ('${id}', '${tid}', '${name}', 'analyst',
-    '["research"]', '${status}', 1, ${dv}, '${now}', '${now}');`);
-  return id;
-}
-
 async function httpClient(key, name = 'e2e-http') {
   const transport = new StreamableHTTPClientTransport(new URL(`${srv.url}/mcp`), {
     requestInit: { headers: { authorization: `Bearer ${key}` } },
@@ -66,7 +53,8 @@ async function exerciseTools(client, tenantId) {
     assert.ok(t.description.length > 20, t.name);
   }
   const ct = tools.find((t) => t.name === 'create_task');
-  assert.deepEqual(ct.inputSchema.required, ['agent_id', 'objective']);
+  assert.deepEqual(ct.inputSchema.required, ['objective']);
+  assert.ok(ct.inputSchema.properties.assigned_agent_id.description);
   assert.deepEqual(ct.inputSchema.properties.priority.enum, ['critical', 'high', 'normal', 'low', 'background']);
 
   const la = await client.callTool({ name: 'list_agents', arguments: {} });
@@ -81,11 +69,11 @@ async function exerciseTools(client, tenantId) {
   const objective = `summarise the quarter ${randomUUID()}`;
   const ctr = await client.callTool({
     name: 'create_task',
-    arguments: { agent_id: agents.researcher, objective, priority: 'high', context: { region: 'EMEA' } },
+    arguments: { assigned_agent_id: agents.researcher, objective, priority: 'high', context: { region: 'EMEA' } },
   });
   assert.equal(ctr.isError, false, text(ctr));
   const task = ctr.structuredContent;
-  assert.equal(task.status, 'queued');
+  assert.ok(['queued', 'thinking', 'executing', 'completed'].includes(task.status), task.status);
   assert.equal(task.assigned_agent_id, agents.researcher);
 
   const gt = await client.callTool({ name: 'get_task', arguments: { task_id: task.id } });
@@ -96,7 +84,7 @@ async function exerciseTools(client, tenantId) {
   assert.equal(gt.structuredContent.agent_version, 1);
 
   // failures are tool results with isError and words that say what to change
-  const draft = await client.callTool({ name: 'create_task', arguments: { agent_id: agents.drafty, objective: 'x' } });
+  const draft = await client.callTool({ name: 'create_task', arguments: { assigned_agent_id: agents.drafty, objective: 'x' } });
   assert.equal(draft.isError, true);
   assert.match(text(draft), /agent is not deployed.*deploy the agent first/);
   const missing = await client.callTool({ name: 'get_task', arguments: { task_id: randomUUID() } });
@@ -118,8 +106,8 @@ async function exerciseTools(client, tenantId) {
 before(async () => {
   srv = await startServer();
   T = await tenantWithKeys(srv, 'Mcp Server Tenant');
-  agents.researcher = seedAgent(T.id, 'researcher', 'deployed');
-  agents.drafty = seedAgent(T.id, 'drafty', 'draft');
+  agents.researcher = await mkAgent(T.id, 'researcher', true);
+  agents.drafty = await mkAgent(T.id, 'drafty', false);
 });
 after(async () => { await srv?.stop(); });
 
@@ -138,7 +126,7 @@ test('the official SDK client over Streamable HTTP lists and calls every tool', 
   assert.ok(calls.some((e) => e.resource_id === 'create_task' && e.outcome === 'success'));
   assert.ok(calls.some((e) => e.resource_id === 'create_task' && e.outcome === 'failure'));
   const tc = await srv.request('GET', '/api/v1/audit?action=task.create', { key: T.keys.auditor });
-  assert.ok(tc.body.data.some((e) => e.resource_id === taskId && e.changes.via === 'mcp'), tc.text);
+  assert.ok(tc.body.data.some((e) => e.resource_id === taskId && e.actor_role === 'operator'), tc.text);
 });
 
 test('the official SDK client over stdio (agentprov mcp --stdio) lists and calls every tool', async () => {
