@@ -76,6 +76,43 @@ const ap_route_t ap_routes[] = {
     {"PATCH", "/api/v1/llm/configs/{config_id}", ap_h_llm_config_update, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_CRED, "llm.config.update"},
     {"DELETE", "/api/v1/llm/configs/{config_id}", ap_h_llm_config_delete, AP_PERM_LLM_CONFIG_WRITE, AP_SCOPE_CRED, "llm.config.delete"},
 
+    /* agent memory: canonical per agent; the /api/v1/memory alias names the agent in the
+     * body (or ?agent_id= on the list) or through the memory id (api/memory.c) */
+    {"GET", T "/agents/{agent_id}/memory", ap_h_mem_list, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.list"},
+    {"POST", T "/agents/{agent_id}/memory", ap_h_mem_remember, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.remember"},
+    {"GET", T "/agents/{agent_id}/memory/{memory_id}", ap_h_mem_get, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.get"},
+    {"DELETE", T "/agents/{agent_id}/memory/{memory_id}", ap_h_mem_forget, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.forget"},
+    {"POST", T "/agents/{agent_id}/memory:recall", ap_h_mem_recall, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.recall"},
+    {"POST", T "/agents/{agent_id}/memory:consolidate", ap_h_mem_consolidate, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.consolidate"},
+    {"POST", T "/agents/{agent_id}/memory:share", ap_h_mem_share, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.share"},
+    {"POST", T "/agents/{agent_id}/context", ap_h_mem_context_push, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.context.push"},
+    {"GET", T "/agents/{agent_id}/context/{conversation_id}", ap_h_mem_context_get, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.context.get"},
+    {"GET", "/api/v1/memory", ap_h_mem_list, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "memory.list"},
+    {"POST", "/api/v1/memory", ap_h_mem_remember, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.remember"},
+    {"GET", "/api/v1/memory/{memory_id}", ap_h_mem_get, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "memory.get"},
+    {"DELETE", "/api/v1/memory/{memory_id}", ap_h_mem_forget, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.forget"},
+    {"POST", "/api/v1/memory:recall", ap_h_mem_recall, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "memory.recall"},
+    {"POST", "/api/v1/memory:consolidate", ap_h_mem_consolidate, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.consolidate"},
+    {"POST", "/api/v1/memory:share", ap_h_mem_share, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.share"},
+
+    /* the knowledge graph of the tenant (api/knowledge.c) */
+    {"POST", T "/knowledge/entities", ap_h_kg_learn, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "knowledge.learn"},
+    {"GET", T "/knowledge/entities", ap_h_kg_list, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.list"},
+    {"GET", T "/knowledge/entities/{entity_id}", ap_h_kg_get, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.get"},
+    {"DELETE", T "/knowledge/entities/{entity_id}", ap_h_kg_delete, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "knowledge.delete"},
+    {"GET", T "/knowledge/entities/{entity_id}/neighbors", ap_h_kg_neighbors, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.neighbors"},
+    {"GET", T "/knowledge/entities/{entity_id}/paths", ap_h_kg_paths, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.paths"},
+    {"POST", T "/knowledge/relations", ap_h_kg_relate, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "knowledge.relate"},
+    {"GET", T "/knowledge/graph", ap_h_kg_export, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.export"},
+    {"POST", "/api/v1/knowledge/entities", ap_h_kg_learn, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "knowledge.learn"},
+    {"GET", "/api/v1/knowledge/entities", ap_h_kg_list, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.list"},
+    {"GET", "/api/v1/knowledge/entities/{entity_id}", ap_h_kg_get, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.get"},
+    {"DELETE", "/api/v1/knowledge/entities/{entity_id}", ap_h_kg_delete, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "knowledge.delete"},
+    {"GET", "/api/v1/knowledge/entities/{entity_id}/neighbors", ap_h_kg_neighbors, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.neighbors"},
+    {"GET", "/api/v1/knowledge/entities/{entity_id}/paths", ap_h_kg_paths, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.paths"},
+    {"POST", "/api/v1/knowledge/relations", ap_h_kg_relate, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "knowledge.relate"},
+    {"GET", "/api/v1/knowledge/graph", ap_h_kg_export, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.export"},
+
     /* the LLM gateway: OpenAI- and Anthropic-compatible; errors in their shapes */
     {"POST", "/v1/chat/completions", ap_h_gw_chat, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.chat", 1},
     {"POST", "/v1/embeddings", ap_h_gw_embeddings, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.embeddings", 1},

@@ -27,12 +27,14 @@
 struct ap_upstream;
 struct ap_usage_writer;
 struct ap_breaker;
+struct ap_mem;
 
 struct ap_app {
     ap_db_t *db;
     struct ap_upstream *upstream;    /* model calls (llm/upstream.h) */
     struct ap_usage_writer *usage;   /* metering (llm/usage.h) */
     struct ap_breaker *breaker;      /* per-model circuit breakers (llm/breaker.h) */
+    struct ap_mem *memory;           /* agent memory service (memory/memory.h) */
     const ap_route_t *routes;
     ap_metrics_t *metrics;
     int64_t started_ms;

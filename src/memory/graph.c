@@ -29,6 +29,7 @@ const ap_jfield_t ap_graph_learn_fields[] = {
     {"confidence", AP_JT_NUMBER, false, false, NULL, 0, 0, 1},
     {"observed_at", AP_JT_STRING, false, true, NULL, 40, 0, 0},
     {"relations", AP_JT_ARRAY, false, false, NULL, 0, 0, 0},
+    {"source_agent_id", AP_JT_STRING, false, true, NULL, 64, 0, 0},
     AP_JFIELDS_END,
 };
 
@@ -42,6 +43,7 @@ const ap_jfield_t ap_graph_relate_fields[] = {
     {"evidence", AP_JT_STRING, false, true, NULL, 2000, 0, 0},
     {"single_valued", AP_JT_BOOL, false, false, NULL, 0, 0, 0},
     {"observed_at", AP_JT_STRING, false, true, NULL, 40, 0, 0},
+    {"source_agent_id", AP_JT_STRING, false, true, NULL, 64, 0, 0},
     AP_JFIELDS_END,
 };
 
@@ -399,6 +401,7 @@ ap_rc ap_graph_learn(ap_tx_t *tx, const char *tenant, const ap_actor_t *actor,
     ap_arena_t *a = ap_tx_arena(tx);
     if (!json_is_object(in)) return bad(err, "(body)", "must be a JSON object");
     ap_rc rc = ap_json_check(in, ap_graph_learn_fields, err);
+    if (!agent) agent = ap_json_str(in, "source_agent_id");
     if (!rc) rc = check_agent(tx, tenant, agent, err);
     const char *at, *now;
     if (!rc) rc = when(a, ap_json_str(in, "observed_at"), "observed_at", &at, err);
@@ -459,6 +462,7 @@ ap_rc ap_graph_relate(ap_tx_t *tx, const char *tenant, const ap_actor_t *actor,
                       const char *agent, json_t *in, json_t **out, ap_err_t *err) {
     ap_arena_t *a = ap_tx_arena(tx);
     ap_rc rc = ap_json_check(in, ap_graph_relate_fields, err);
+    if (!agent) agent = ap_json_str(in, "source_agent_id");
     if (!rc) rc = check_agent(tx, tenant, agent, err);
     const char *at, *now, *from;
     if (!rc) rc = when(a, ap_json_str(in, "observed_at"), "observed_at", &at, err);
@@ -515,7 +519,7 @@ ap_rc ap_graph_query(ap_tx_t *tx, const char *tenant, json_t *in, json_t **out, 
     json_t *path = json_object_get(in, "path");
     if (path) {
         const char *f = ap_json_str(path, "from"), *t = ap_json_str(path, "to");
-        if (!f || !t) return bad(err, "path", "give from and to entity ids");
+        if (!f) return bad(err, "path", "give the from entity id (and to, or every path)");
         json_t *mh = json_object_get(path, "max_hops");
         return ap_graph_paths(tx, tenant, f, t, mh ? (int)json_integer_value(mh) : 3, as_of_in,
                               out, err);
@@ -648,12 +652,12 @@ ap_rc ap_graph_paths(ap_tx_t *tx, const char *tenant, const char *from, const ch
     ap_rows_t rows;
     ap_rc rc = when(a, as_of, "as_of", &at, err);
     if (!rc) rc = fetch_entity(tx, tenant, from, &rows, err);
-    if (!rc) rc = fetch_entity(tx, tenant, to, &rows, err);
+    if (!rc && to) rc = fetch_entity(tx, tenant, to, &rows, err);
     if (rc) return rc;
 #define OTHER "CASE WHEN r.from_entity_id = w.node THEN r.to_entity_id ELSE r.from_entity_id END"
     ap_val_t p[] = {AP_VTEXT(from), AP_VTEXT(from), AP_VTEXT(tenant), AP_VTEXT(at),
                     AP_VTEXT(at),   AP_VINT(max_hops), AP_VTEXT(to), AP_VTEXT(to),
-                    AP_VINT(50)};
+                    AP_VTEXT(to),   AP_VTEXT(to),   AP_VINT(50)};
     rc = ap_tx_query(tx,
                      "WITH RECURSIVE walk(node, nodes, rels, hops) AS ("
                      " SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST('' AS TEXT), 0"
@@ -663,11 +667,12 @@ ap_rc ap_graph_paths(ap_tx_t *tx, const char *tenant, const char *from, const ch
                      " FROM walk w JOIN knowledge_relations r ON r.tenant_id = ?"
                      "  AND (r.from_entity_id = w.node OR r.to_entity_id = w.node)"
                      "  AND r.valid_from <= ? AND (r.valid_to IS NULL OR r.valid_to > ?)"
-                     " WHERE w.hops < ? AND w.node <> ?"
+                     " WHERE w.hops < ? AND (CAST(? AS TEXT) IS NULL OR w.node <> ?)"
                      "  AND w.nodes NOT LIKE '%' || " OTHER " || '%')"
-                     " SELECT nodes, rels, hops FROM walk WHERE node = ? AND hops > 0"
+                     " SELECT nodes, rels, hops FROM walk"
+                     " WHERE (CAST(? AS TEXT) IS NULL OR node = ?) AND hops > 0"
                      " ORDER BY hops, nodes LIMIT ?",
-                     p, 9, &rows, err);
+                     p, 11, &rows, err);
 #undef OTHER
     if (rc) return rc;
     json_t *arr = json_array();

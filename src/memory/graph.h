@@ -55,7 +55,8 @@ ap_rc ap_graph_get(ap_tx_t *tx, const char *tenant_id, const char *id, const cha
 /* {"data":[{relation, direction, entity}]} of relations touching id. */
 ap_rc ap_graph_neighbors(ap_tx_t *tx, const char *tenant_id, const char *id, const char *as_of,
                          json_t **out, ap_err_t *err);
-/* {"data":[{hops, nodes:[ids], relations:[ids]}]}, shortest first. */
+/* {"data":[{hops, nodes:[ids], relations:[ids]}]}, shortest first (at
+ * most 50); to NULL: paths to every entity within max_hops. */
 ap_rc ap_graph_paths(ap_tx_t *tx, const char *tenant_id, const char *from, const char *to,
                      int max_hops, const char *as_of, json_t **out, ap_err_t *err);
 /* {"nodes":[{id,label,type,attributes,confidence}], "edges":[{id,source,

@@ -125,13 +125,19 @@ ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err) {
     return AP_OK;
 }
 
-void ap_mem_free(ap_mem_t *m) {
+void ap_mem_stop_worker(ap_mem_t *m) {
     if (!m) return;
     pthread_mutex_lock(&m->mu);
     m->stop = true;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     if (m->has_worker) pthread_join(m->worker, NULL);
+    m->has_worker = false;
+}
+
+void ap_mem_free(ap_mem_t *m) {
+    if (!m) return;
+    ap_mem_stop_worker(m);
     while (m->jobs) {
         job_t *j = m->jobs;
         m->jobs = j->next;
@@ -749,17 +755,19 @@ static ap_rc list_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char 
     ap_tx_t *tx;
     agent_cfg_t c;
     ap_rc rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err);
-    if (!rc) rc = load_agent(tx, tenant, agent, &c, err);
+    if (!rc && agent) rc = load_agent(tx, tenant, agent, &c, err);
     if (rc) return rc;
     ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(agent), AP_VTEXT(after ? after : ""),
-                    AP_VTEXT(type),   AP_VTEXT(type),  AP_VTEXT(status),
+    ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(agent),  AP_VTEXT(agent),
+                    AP_VTEXT(after ? after : ""),
+                    AP_VTEXT(type),   AP_VTEXT(type),   AP_VTEXT(status),
                     AP_VTEXT(status), AP_VINT(limit + 1)};
     rc = ap_tx_query(tx,
-                     "SELECT " MEM_COLS " FROM agent_memories WHERE tenant_id = ? AND agent_id = ?"
+                     "SELECT " MEM_COLS " FROM agent_memories WHERE tenant_id = ?"
+                     " AND (CAST(? AS TEXT) IS NULL OR agent_id = ?)"
                      " AND id > ? AND (CAST(? AS TEXT) IS NULL OR memory_type = ?)"
                      " AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY id LIMIT ?",
-                     p, 8, &rows, err);
+                     p, 9, &rows, err);
     if (rc) return rc;
     json_t *arr = json_array();
     int n = rows.nrows > limit ? limit : rows.nrows;
@@ -1220,7 +1228,7 @@ static ap_rc strip_agent(json_t *args, json_t **copy, ap_err_t *err) {
 
 ap_rc ap_mem_tool_remember(ap_mem_t *m, const char *tenant, const char *agent, json_t *args,
                            json_t **result, ap_err_t *err) {
-    json_t *in;
+    json_t *in = NULL;
     *result = NULL;
     ap_rc rc = strip_agent(args, &in, err);
     if (rc) return rc;
@@ -1234,7 +1242,7 @@ ap_rc ap_mem_tool_remember(ap_mem_t *m, const char *tenant, const char *agent, j
 
 ap_rc ap_mem_tool_recall(ap_mem_t *m, const char *tenant, const char *agent, json_t *args,
                          json_t **result, ap_err_t *err) {
-    json_t *in;
+    json_t *in = NULL;
     *result = NULL;
     ap_rc rc = strip_agent(args, &in, err);
     if (rc) return rc;
@@ -1360,9 +1368,8 @@ static int reembed_batch(ap_mem_t *m, const char *tenant, const char *agent) {
     done = rows.nrows;
 out:
     if (done < 0)
-        ap_log(AP_LOG_WARN, "memory re-embed failed",
-               "\"tenant_id\":\"%s\",\"agent_id\":\"%s\",\"error\":\"%s\"", tenant, agent,
-               err.msg);
+        ap_log(AP_LOG_WARN, "memory re-embed failed", "{s:s,s:s,s:s,s:s}", "tenant_id", tenant,
+               "agent_id", agent, "error", err.msg, "detail", err.detail);
     ap_arena_free(a);
     return done;
 }

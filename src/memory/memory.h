@@ -69,6 +69,9 @@ typedef struct {
 
 ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err);
 void ap_mem_free(ap_mem_t *m); /* accepts NULL; stops the re-embed worker */
+/* Stops the re-embed worker (before the upstream loop goes away);
+ * queued jobs stay queued.  Accepts NULL. */
+void ap_mem_stop_worker(ap_mem_t *m);
 ap_mem_hot_t *ap_mem_hot(ap_mem_t *m);
 ap_db_t *ap_mem_db(ap_mem_t *m);
 /* Runs queued re-embed jobs on this thread; returns how many memories were
@@ -93,8 +96,9 @@ ap_rc ap_mem_remember(ap_mem_t *m, ap_arena_t *a, const char *tenant_id,
  * last_accessed_at of what it returns. */
 ap_rc ap_mem_recall(ap_mem_t *m, ap_arena_t *a, const char *tenant_id, const char *agent_id,
                     json_t *in, json_t **out, ap_err_t *err);
-/* A page of an agent's memories (newest id last), with counters; type and
- * status filter when not NULL. */
+/* A page of an agent's memories (newest id last), with counters; agent_id
+ * NULL lists every agent's of the tenant; type and status filter when not
+ * NULL. */
 ap_rc ap_mem_list(ap_mem_t *m, ap_arena_t *a, const char *tenant_id, const char *agent_id,
                   const char *type, const char *status, const char *after, int limit,
                   json_t **items, const char **next, ap_err_t *err);
