@@ -20,6 +20,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
+import { makeAgent } from './lib/agents.mjs';
 
 const ROLES = ['tenant_admin', 'project_admin', 'operator', 'viewer', 'auditor'];
 const PROBLEM = 'application/problem+json';
@@ -99,14 +100,42 @@ before(async () => {
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
+  // agents with a memory, a hot context and knowledge, for the memory routes
+  for (const T of [A, B]) {
+    T.agent = await makeAgent(srv, T.id, `${T === A ? 'alpha' : 'bravo'}-agent`);
+    T.agent2 = await makeAgent(srv, T.id, `${T === A ? 'alpha' : 'bravo'}-agent-2`);
+    T.memory = await mkMemory(T.id, T.agent, T === A ? 'alpha remembers the lake' : 'bravo-secret-memory harbour');
+    T.entity = await mkEntity(T.id, T === A ? 'alpha-entity' : 'bravo-secret-entity');
+    const c = await srv.request('POST', `/api/v1/tenants/${T.id}/agents/${T.agent}/context`, {
+      body: { conversation_id: 'sec-conv', content: T === A ? 'alpha says hi' : 'bravo-secret-context' },
+    });
+    assert.equal(c.status, 200, c.text);
+  }
 });
+
+async function mkMemory(tid, agent, content) {
+  const m = await srv.request('POST', `/api/v1/tenants/${tid}/agents/${agent}/memory`, {
+    body: { content, memory_type: 'fact' },
+  });
+  assert.equal(m.status, 201, m.text);
+  return m.body;
+}
+
+async function mkEntity(tid, name) {
+  const e = await srv.request('POST', `/api/v1/tenants/${tid}/knowledge/entities`, {
+    body: { entity_type: 'probe', name, attributes: { note: `${name} note` } },
+  });
+  assert.equal(e.status, 201, e.text);
+  return e.body;
+}
 after(async () => { await srv.stop(); });
 
 // Everything of B that must never show in an answer to A.
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
-    B.provider.id, B.provider.name, B.config.id, B.config.name]
+    B.provider.id, B.provider.name, B.config.id, B.config.name, B.agent, B.agent2, B.memory.id,
+    B.memory.content, B.entity.id, B.entity.name, 'bravo-secret-context']
     .filter(Boolean);
 }
 
@@ -146,6 +175,14 @@ function validBody(route, ctx) {
     case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
     case 'llm.config.create': return { name: `probe-cfg-${n}`, temperature: 0.5 };
     case 'llm.config.update': return { temperature: 1.5 };
+    case 'memory.remember': return { agent_id: A.agent, content: `probe memory ${n}`, memory_type: 'fact' };
+    case 'memory.recall': return { agent_id: A.agent, query: 'probe memory' };
+    case 'memory.consolidate': return { agent_id: A.agent, dry_run: n % 2 === 0 };
+    case 'memory.share': return { agent_id: A.agent, to_agent_id: A.agent2, memory_ids: [A.memory.id] };
+    case 'memory.context.push': return { conversation_id: 'sec-conv', content: `probe ${n}` };
+    case 'knowledge.learn': return { entity_type: 'probe', name: `probe ${n}`, attributes: { n } };
+    case 'knowledge.relate':
+      return { from: { entity_type: 'probe', name: `from ${n}` }, to: { entity_type: 'probe', name: `to ${n}` }, relation_type: 'related_to' };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -187,6 +224,9 @@ async function snapshotB() {
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
     configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
+    memories: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent}/memory?limit=500`, B.keys.tenant_admin)).data
+      .map((m) => ({ ...m, access_count: 'ignored', last_accessed_at: 'ignored' })),
+    graph: await get(`/api/v1/tenants/${B.id}/knowledge/graph?as_of=2999-01-01T00:00:00Z`, B.keys.tenant_admin),
   };
 }
 
@@ -231,7 +271,8 @@ test('hand-written expectations hold against the server', async () => {
 test('cross-tenant: every canonical route with B\'s ids answers 404 to every role of A, and B is untouched', async () => {
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
-  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id };
+  const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id,
+    agent_id: B.agent, memory_id: B.memory.id, entity_id: B.entity.id, conversation_id: 'sec-conv' };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -248,7 +289,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       // exactly the answer for a tenant that does not exist
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
-        config_id: randomUUID(),
+        config_id: randomUUID(), agent_id: randomUUID(), memory_id: randomUUID(), entity_id: randomUUID(),
+        conversation_id: 'sec-conv',
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -338,7 +380,11 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id });
+      // a forget or delete gets a memory or entity of its own
+      const memory = mutating && route.path.includes('{memory_id}') ? await mkMemory(A.id, A.agent, `own ${++seq}`) : A.memory;
+      const entity = mutating && route.path.includes('{entity_id}') ? await mkEntity(A.id, `own ${++seq}`) : A.entity;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id,
+        agent_id: A.agent, memory_id: memory.id, entity_id: entity.id, conversation_id: 'sec-conv' });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}),
       });
