@@ -20,6 +20,8 @@ static const struct {
     {"users", ap_cmd_users, "manage users through the API"},
     {"keys", ap_cmd_keys, "manage API keys through the API"},
     {"llm", ap_cmd_llm, "list LLM models and providers, and the tenant's usage, through the API"},
+    {"memory", ap_cmd_memory, "remember, recall, list, forget, consolidate, share agent memories"},
+    {"knowledge", ap_cmd_knowledge, "learn and query the tenant's knowledge graph"},
 };
 
 static void usage(FILE *f) {

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { startServer, tenantWithKeys, BACKEND } from './lib/server.mjs';
+import { startServer, tenantWithKeys, BACKEND, BIN } from './lib/server.mjs';
 import { makeAgent, setMemoryConfig } from './lib/agents.mjs';
 
 let srv;
@@ -306,4 +306,26 @@ test('an unknown agent id and a malformed one answer 404', async () => {
     const r = await recall(a, id, 'x');
     assert.equal(r.status, 404, r.text);
   }
+});
+
+test('the CLI remembers, recalls, lists and learns through the API', () => {
+  const [a] = T;
+  const agent = a.agents[1];
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AP_')));
+  const env = { ...base, AP_URL: srv.url, AP_API_KEY: a.keys.operator };
+  const cli = (...args) => execFileSync(BIN, args, { env, encoding: 'utf8' });
+  const m = JSON.parse(cli('memory', 'remember', '--agent', agent, '--type', 'skill', '--importance', '0.8',
+    'Writes SQL that runs on SQLite and PostgreSQL', '-o', 'json'));
+  assert.equal(m.memory_type, 'skill');
+  const r = JSON.parse(cli('memory', 'recall', '--agent', agent, '--tenant', a.id, 'SQL on PostgreSQL', '-o', 'json'));
+  assert.equal(r.data[0].id, m.id);
+  assert.match(cli('memory', 'list', '--agent', agent), new RegExp(m.id));
+  assert.match(cli('memory', 'get', m.id, '--query', 'sql'), /similarity/);
+  const c = JSON.parse(cli('memory', 'consolidate', '--agent', agent, '--dry-run'));
+  assert.equal(c.dry_run, true);
+  const e = JSON.parse(cli('knowledge', 'learn', '--type', 'tool', '--name', 'psql', '--attr', 'kind=cli'));
+  assert.equal(e.attributes.kind, 'cli');
+  assert.match(cli('knowledge', 'query', '--name', 'psql'), /psql/);
+  assert.match(cli('memory', 'forget', m.id), /done/);
+  assert.throws(() => execFileSync(BIN, ['memory', 'recall', '--agnt', agent, 'x'], { env, stdio: 'pipe' }), /unknown option "--agnt"/);
 });
