@@ -91,6 +91,24 @@ void ap_h_agent_deploy(ap_req_t *r);
 void ap_h_agent_pause(ap_req_t *r);
 void ap_h_agent_resume(ap_req_t *r);
 void ap_h_agent_retire(ap_req_t *r);
+/* agent memory (memory.c) and the knowledge graph (knowledge.c) */
+void ap_h_mem_remember(ap_req_t *r);
+void ap_h_mem_recall(ap_req_t *r);
+void ap_h_mem_consolidate(ap_req_t *r);
+void ap_h_mem_share(ap_req_t *r);
+void ap_h_mem_list(ap_req_t *r);
+void ap_h_mem_get(ap_req_t *r);
+void ap_h_mem_forget(ap_req_t *r);
+void ap_h_mem_context_push(ap_req_t *r);
+void ap_h_mem_context_get(ap_req_t *r);
+void ap_h_kg_learn(ap_req_t *r);
+void ap_h_kg_relate(ap_req_t *r);
+void ap_h_kg_list(ap_req_t *r);
+void ap_h_kg_get(ap_req_t *r);
+void ap_h_kg_delete(ap_req_t *r);
+void ap_h_kg_neighbors(ap_req_t *r);
+void ap_h_kg_paths(ap_req_t *r);
+void ap_h_kg_export(ap_req_t *r);
 
 /* the LLM gateway (gateway.c) */
 void ap_h_gw_chat(ap_req_t *r);

@@ -18,5 +18,7 @@ int ap_cmd_keys(int argc, char **argv);
 int ap_cmd_llm(int argc, char **argv);
 int ap_cmd_mcp(int argc, char **argv);
 int ap_cmd_tasks(int argc, char **argv);
+int ap_cmd_memory(int argc, char **argv);    /* memory.c */
+int ap_cmd_knowledge(int argc, char **argv); /* memory.c */
 
 #endif

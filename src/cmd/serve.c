@@ -40,6 +40,7 @@
 #include "identity/apikey.h"
 #include "llm/breaker.h"
 #include "llm/upstream.h"
+#include "memory/memory.h"
 #include "llm/usage.h"
 #include "mcp/client.h"
 #include "api/sse.h"
@@ -372,6 +373,8 @@ int ap_cmd_serve(int argc, char **argv) {
             return 1;
         }
     }
+    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
+    ap_mem_new(&mo, &app.memory, &err);
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
     ap_server_t *srv = NULL;
     if (ap_server_start(&app, &so, &srv, &err)) {
@@ -379,6 +382,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_orch_runner_stop(app.runner);
         ap_sse_hub_free(app.sse);
         ap_bus_free(app.bus);
+        ap_mem_free(app.memory);
         ap_upstream_free(app.upstream);
         ap_usage_writer_free(app.usage);
         ap_breaker_free(app.breaker);
@@ -412,9 +416,11 @@ int ap_cmd_serve(int argc, char **argv) {
     bool drained = ap_server_drain(srv, shutdown_s * 1000);
     /* Model calls still running past the bound are cut; their clients get
      * an error answer, which wakes their connections before the stop. */
+    ap_mem_stop_worker(app.memory); /* it may be waiting on the upstream loop */
     ap_upstream_free(app.upstream);
     if (!drained) ap_server_drain(srv, 2000);
     ap_server_stop(srv);
+    ap_mem_free(app.memory);
     ap_usage_writer_free(app.usage); /* flushes the last records */
     ap_breaker_free(app.breaker);
     pthread_mutex_lock(&job.mu);

@@ -21,6 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
 import { addAgent, waitTask } from './lib/team.mjs';
+import { makeAgent } from './lib/agents.mjs';
 
 const ROLES = ['tenant_admin', 'project_admin', 'operator', 'viewer', 'auditor'];
 const PROBLEM = 'application/problem+json';
@@ -120,7 +121,34 @@ before(async () => {
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
+  // agents with a memory, a hot context and knowledge, for the memory routes
+  for (const T of [A, B]) {
+    T.memAgent = await makeAgent(srv, T.id, `${T === A ? 'alpha' : 'bravo'}-agent`);
+    T.memAgent2 = await makeAgent(srv, T.id, `${T === A ? 'alpha' : 'bravo'}-agent-2`);
+    T.memory = await mkMemory(T.id, T.memAgent, T === A ? 'alpha remembers the lake' : 'bravo-secret-memory harbour');
+    T.entity = await mkEntity(T.id, T === A ? 'alpha-entity' : 'bravo-secret-entity');
+    const c = await srv.request('POST', `/api/v1/tenants/${T.id}/agents/${T.memAgent}/context`, {
+      body: { conversation_id: 'sec-conv', content: T === A ? 'alpha says hi' : 'bravo-secret-context' },
+    });
+    assert.equal(c.status, 200, c.text);
+  }
 });
+
+async function mkMemory(tid, agent, content) {
+  const m = await srv.request('POST', `/api/v1/tenants/${tid}/agents/${agent}/memory`, {
+    body: { content, memory_type: 'fact' },
+  });
+  assert.equal(m.status, 201, m.text);
+  return m.body;
+}
+
+async function mkEntity(tid, name) {
+  const e = await srv.request('POST', `/api/v1/tenants/${tid}/knowledge/entities`, {
+    body: { entity_type: 'probe', name, attributes: { note: `${name} note` } },
+  });
+  assert.equal(e.status, 201, e.text);
+  return e.body;
+}
 after(async () => { await srv.stop(); });
 
 // Everything of B that must never show in an answer to A.
@@ -129,7 +157,8 @@ function bSecrets() {
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
     B.provider.id, B.provider.name, B.config.id, B.config.name, B.server.id, B.server.name, 'bravo-secret',
     B.agent.id, B.agent.name, B.taskAgent, B.task.id,
-    'bravo-worker', 'Bravo confidential objective']
+    'bravo-worker', 'Bravo confidential objective', B.memAgent, B.memAgent2, B.memory.id,
+    B.memory.content, B.entity.id, B.entity.name, 'bravo-secret-context']
     .filter(Boolean);
 }
 
@@ -229,6 +258,14 @@ function validBody(route, ctx) {
     case 'message.create': return { message_type: 'update', content: { text: `probe ${n}` } };
     case 'agent.create': return { name: `probe-agent-${n}`, role: 'Analyst', capabilities: ['numbers'] };
     case 'agent.update': return { description: `probe ${n}`, tools: ['recall'] };
+    case 'memory.remember': return { agent_id: A.memAgent, content: `probe memory ${n}`, memory_type: 'fact' };
+    case 'memory.recall': return { agent_id: A.memAgent, query: 'probe memory' };
+    case 'memory.consolidate': return { agent_id: A.memAgent, dry_run: n % 2 === 0 };
+    case 'memory.share': return { agent_id: A.memAgent, to_agent_id: A.memAgent2, memory_ids: [A.memory.id] };
+    case 'memory.context.push': return { conversation_id: 'sec-conv', content: `probe ${n}` };
+    case 'knowledge.learn': return { entity_type: 'probe', name: `probe ${n}`, attributes: { n } };
+    case 'knowledge.relate':
+      return { from: { entity_type: 'probe', name: `from ${n}` }, to: { entity_type: 'probe', name: `to ${n}` }, relation_type: 'related_to' };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -275,6 +312,9 @@ async function snapshotB() {
     messages: (await get(`/api/v1/tenants/${B.id}/messages?limit=500`, B.keys.tenant_admin)).data,
     agents: (await get(`/api/v1/tenants/${B.id}/agents?limit=500`, B.keys.tenant_admin)).data,
     versions: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent.id}/versions`, B.keys.tenant_admin)).data,
+    memories: (await get(`/api/v1/tenants/${B.id}/agents/${B.memAgent}/memory?limit=500`, B.keys.tenant_admin)).data
+      .map((m) => ({ ...m, access_count: 'ignored', last_accessed_at: 'ignored' })),
+    graph: await get(`/api/v1/tenants/${B.id}/knowledge/graph?as_of=2999-01-01T00:00:00Z`, B.keys.tenant_admin),
   };
 }
 
@@ -320,7 +360,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
   const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id,
-    agent_id: B.agent.id, version: '1', task_id: B.task.id, server_id: B.server.id, tool: 'list_agents' };
+    agent_id: B.agent.id, version: '1', task_id: B.task.id, server_id: B.server.id, tool: 'list_agents',
+    memory_id: B.memory.id, entity_id: B.entity.id, conversation_id: 'sec-conv' };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -338,7 +379,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
         config_id: randomUUID(), agent_id: randomUUID(), version: '1', task_id: randomUUID(),
-        server_id: randomUUID(), tool: 'list_agents',
+        server_id: randomUUID(), tool: 'list_agents', memory_id: randomUUID(), entity_id: randomUUID(),
+        conversation_id: 'sec-conv',
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -431,8 +473,16 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const server = route.path.includes('{server_id}') ? await mkServer(A.id, A.keys.operator) : null;
       const task = !route.path.includes('{task_id}') ? null
         : ['task.approve', 'task.reject'].includes(route.action) ? await mkTask(A.id, true) : A.task;
-      const agent = mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, agent_id: agent.id, version: '1', task_id: task?.id, server_id: server?.id, tool: 'list_agents' });
+      // memory and context routes act on the agent that has the memories
+      const memRoute = /\/agents\/\{agent_id\}\/(memory|context)/.test(route.path);
+      const agent = memRoute ? { id: A.memAgent }
+        : mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
+      // a forget or delete gets a memory or entity of its own
+      const memory = mutating && route.path.includes('{memory_id}') ? await mkMemory(A.id, A.memAgent, `own ${++seq}`) : A.memory;
+      const entity = mutating && route.path.includes('{entity_id}') ? await mkEntity(A.id, `own ${++seq}`) : A.entity;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id,
+        agent_id: agent.id, version: '1', task_id: task?.id, server_id: server?.id, tool: 'list_agents',
+        memory_id: memory.id, entity_id: entity.id, conversation_id: 'sec-conv' });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}), headers: await validHeaders(route, A.keys[role]),
       });
