@@ -160,6 +160,7 @@ void ap_h_mcp_post(ap_req_t *r) {
     ap_mcp_caller_t caller = {
         .db = r->app->db,
         .runner = r->app->runner,
+        .memory = r->app->memory,
         .master_key = r->app->master_key,
         .tenant_id = r->tenant_id,
         .key_id = r->principal->key_id,

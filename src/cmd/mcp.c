@@ -14,6 +14,10 @@
  * 3. The database must be migrated (by `serve` or `migrate`); this
  *    command does not change the schema.
  * 4. End of input ends the process with status 0.
+ * 5. Tasks created here are picked up by the serving nodes' runners at
+ *    their next queue scan; memories are indexed by this process's own
+ *    memory service (without the re-embed worker, which the serving nodes
+ *    run).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@
 #include "core/log.h"
 #include "identity/apikey.h"
 #include "mcp/server.h"
+#include "memory/memory.h"
 
 #define MAX_LINE (16u << 20)
 
@@ -126,8 +131,17 @@ int ap_cmd_mcp(int argc, char **argv) {
     ap_uuid7(rid);
     ap_actor_t actor = {.type = "key", .id = pr.key_id, .role = ap_role_name(pr.role),
                         .request_id = rid, .client_addr = "stdio"};
-    ap_mcp_caller_t caller = {.db = db, .tenant_id = pr.tenant_id, .key_id = pr.key_id,
-                              .role = pr.role, .actor = &actor};
+    /* the memory service without its re-embed worker: the serving nodes run those jobs */
+    ap_mem_t *mem = NULL;
+    ap_mem_opts_t mo = {.db = db, .no_worker = true};
+    if (ap_mem_new(&mo, &mem, &err)) {
+        ap_cmd_print_err(&err);
+        ap_arena_free(keep);
+        ap_db_close(db);
+        return 1;
+    }
+    ap_mcp_caller_t caller = {.db = db, .memory = mem, .tenant_id = pr.tenant_id,
+                              .key_id = pr.key_id, .role = pr.role, .actor = &actor};
     ap_mcp_state_t st = {0};
     ap_log(AP_LOG_INFO, "mcp stdio ready", "{s:s,s:s,s:s}", "tenant_id", pr.tenant_id, "key_id",
            pr.key_id, "role", ap_role_name(pr.role));
@@ -163,6 +177,7 @@ int ap_cmd_mcp(int argc, char **argv) {
         ap_arena_free(a);
     }
     free(line);
+    ap_mem_free(mem);
     ap_arena_free(keep);
     ap_db_close(db);
     return 0;

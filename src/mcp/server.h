@@ -32,6 +32,7 @@
 #define AP_MCP_LATEST_VERSION "2025-06-18"
 
 struct ap_orch_runner;
+struct ap_mem;
 
 /* What a tool's transaction leaves for after its commit. */
 typedef struct {
@@ -42,6 +43,7 @@ typedef struct {
 typedef struct {
     ap_db_t *db;
     struct ap_orch_runner *runner; /* this node's task runner, or NULL */
+    struct ap_mem *memory;         /* the memory service (memory/memory.h), or NULL */
     ap_mcp_after_commit_t *after_commit; /* set by the tool dispatcher */
     const uint8_t *master_key; /* tenant secrets (may be NULL) */
     const char *tenant_id;

@@ -7,11 +7,15 @@
  *    table, so its schema is the REST body's; the new task is handed to
  *    this node's runner after commit (over stdio there is none: the
  *    serving nodes' queue scan picks it up within --task-scan-ms).
- * 2. The agent-to-agent tools (delegate_to_agent, query_agent,
+ * 2. remember and recall call the memory service (memory/memory.h), which
+ *    runs its own transactions (it updates its vector index after commit):
+ *    the mcp.tool.call entry follows in a transaction of its own, after the
+ *    service's own audit entry.  learn_entity and query_knowledge call the
+ *    knowledge graph (memory/graph.h) in the tool's transaction.
+ * 3. The agent-to-agent tools (delegate_to_agent, query_agent,
  *    escalate_to_supervisor) act for an agent inside a running task; the
  *    runner keeps them to itself (orch/loop.c), so they have no handler
- *    here and are left out of tools/list.  Likewise the memory tools
- *    until the memory service is in the tree.
+ *    here and are left out of tools/list.
  */
 #include "mcp/tools.h"
 
@@ -22,6 +26,8 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "memory/graph.h"
+#include "memory/memory.h"
 #include "orch/agent.h"
 #include "orch/runner.h"
 #include "orch/task.h"
@@ -95,40 +101,74 @@ static const char *const escalate_d[] = {"the task to escalate",
                                          "why the supervisor is needed"};
 
 static const ap_jfield_t remember_f[] = {
-    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
-    {"content", AP_JT_STRING, true, false, NULL, 8000, 0, 0},
+    {"agent_id", AP_JT_STRING, true, false, NULL, 64, 0, 0},
+    {"content", AP_JT_STRING, true, false, NULL, 16384, 0, 0},
+    {"memory_type", AP_JT_STRING, true, false, ap_mem_types, 0, 0, 0},
     {"importance", AP_JT_NUMBER, false, false, NULL, 0, 0, 1},
+    {"source", AP_JT_STRING, false, false, ap_mem_sources, 0, 0, 0},
+    {"subject", AP_JT_STRING, false, true, NULL, 200, 0, 0},
+    {"expires_at", AP_JT_STRING, false, true, NULL, 40, 0, 0},
     AP_JFIELDS_END,
 };
-static const char *const remember_d[] = {"whose memory", "what to remember",
-                                         "0 (trivial) to 1 (vital)"};
+static const char *const remember_d[] = {
+    "whose memory (an agent id)",
+    "what to remember",
+    "fact, experience, skill, preference, relationship or procedure",
+    "0 (trivial) to 1 (vital); default 0.5",
+    "where it came from (default user_feedback)",
+    "what or whom it is about",
+    "RFC 3339 time after which it is forgotten",
+};
 
 static const ap_jfield_t recall_f[] = {
-    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
-    {"query", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
-    {"limit", AP_JT_INT, false, false, NULL, 0, 1, 50},
+    {"agent_id", AP_JT_STRING, true, false, NULL, 64, 0, 0},
+    {"query", AP_JT_STRING, true, false, NULL, 16384, 0, 0},
+    {"limit", AP_JT_INT, false, false, NULL, 0, 1, 100},
+    {"types", AP_JT_ARRAY, false, false, NULL, 0, 0, 0},
+    {"min_importance", AP_JT_NUMBER, false, false, NULL, 0, 0, 1},
+    {"include_shared", AP_JT_BOOL, false, false, NULL, 0, 0, 0},
     AP_JFIELDS_END,
 };
-static const char *const recall_d[] = {"whose memory", "what to look for",
-                                       "how many memories (1-50)"};
+static const char *const recall_d[] = {
+    "whose memories (an agent id)",
+    "what to look for, in plain words",
+    "how many memories (1-100)",
+    "only these memory types (array of strings)",
+    "only memories at least this important",
+    "include memories other agents shared with this one",
+};
 
-static const ap_jfield_t learn_entity_f[] = {
-    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
-    {"name", AP_JT_STRING, true, false, NULL, 200, 0, 0},
-    {"entity_type", AP_JT_STRING, true, false, NULL, 64, 0, 0},
-    {"facts", AP_JT_OBJECT, false, false, NULL, 0, 0, 0},
-    AP_JFIELDS_END,
+/* learn_entity takes the knowledge graph's own field table */
+#define learn_entity_f ap_graph_learn_fields
+static const char *const learn_entity_d[] = {
+    "the entity's kind (person, company, product …)",
+    "its name",
+    "facts about it as a JSON object of attribute → value",
+    "how sure, 0-1",
+    "RFC 3339 time the facts were observed (default now)",
+    "relations: [{relation_type, to_entity_id | to: {entity_type, name}}]",
+    "the agent that learned it",
 };
-static const char *const learn_entity_d[] = {"whose knowledge graph", "the entity's name",
-                                             "its kind (person, product …)",
-                                             "attributes as a JSON object"};
 
 static const ap_jfield_t query_knowledge_f[] = {
-    {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
-    {"query", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
+    {"name", AP_JT_STRING, false, false, NULL, 500, 0, 0},
+    {"entity_type", AP_JT_STRING, false, false, NULL, 100, 0, 0},
+    {"attribute", AP_JT_STRING, false, false, NULL, 200, 0, 0},
+    {"value", AP_JT_STRING, false, false, NULL, 2000, 0, 0},
+    {"as_of", AP_JT_STRING, false, true, NULL, 40, 0, 0},
+    {"limit", AP_JT_INT, false, false, NULL, 0, 1, 500},
+    {"neighbors_of", AP_JT_STRING, false, false, NULL, 64, 0, 0},
     AP_JFIELDS_END,
 };
-static const char *const query_knowledge_d[] = {"whose knowledge graph", "what to look for"};
+static const char *const query_knowledge_d[] = {
+    "part of the entity's name",
+    "only entities of this kind",
+    "only entities with this attribute",
+    "… whose attribute has this value",
+    "RFC 3339 time to read the facts as of (default now)",
+    "how many entities (1-500)",
+    "instead: the neighbours of this entity id",
+};
 
 /* ---- handlers ---------------------------------------------------------- */
 
@@ -166,6 +206,40 @@ static ap_rc create_task(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, js
     return rc;
 }
 
+static ap_rc no_memory(ap_err_t *err) {
+    return ap_err_set(err, AP_ERR_UNAVAILABLE, NULL, "memory service unavailable", "retry later",
+                      "this process has no memory service");
+}
+
+/* remember and recall run in the memory service's own transactions (it
+ * updates its index after commit); tx is NULL for them. */
+static ap_rc remember(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                      ap_err_t *err) {
+    (void)tx;
+    if (!c->memory) return no_memory(err);
+    return ap_mem_remember(c->memory, NULL, c->tenant_id, c->actor, ap_json_str(args, "agent_id"),
+                           args, out, err);
+}
+
+static ap_rc recall(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                    ap_err_t *err) {
+    (void)tx;
+    if (!c->memory) return no_memory(err);
+    return ap_mem_recall(c->memory, NULL, c->tenant_id, ap_json_str(args, "agent_id"), args, out,
+                         err);
+}
+
+static ap_rc learn_entity(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                          ap_err_t *err) {
+    return ap_graph_learn(tx, c->tenant_id, c->actor, ap_json_str(args, "source_agent_id"), args,
+                          out, err);
+}
+
+static ap_rc query_knowledge(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                             ap_err_t *err) {
+    return ap_graph_query(tx, c->tenant_id, args, out, err);
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 #define FIELDS(x) x##_f, x##_d
@@ -192,16 +266,21 @@ const ap_mcp_tool_t ap_mcp_tools[] = {
     {"escalate_to_supervisor", "Escalate to the supervisor",
      "Hands a task up to the assigned agent's supervisor, with the reason.", FIELDS(escalate),
      AP_PERM_TASK_WRITE, true, NULL},
-    {"remember", "Remember", "Stores a memory for an agent.", FIELDS(remember),
-     AP_PERM_MEMORY_WRITE, true, NULL},
-    {"recall", "Recall", "Finds an agent's memories closest in meaning to a query.",
-     FIELDS(recall), AP_PERM_MEMORY_READ, false, NULL},
+    {"remember", "Remember",
+     "Stores a memory for an agent (semantic memory: recalled by meaning later).",
+     FIELDS(remember), AP_PERM_MEMORY_WRITE, true, remember, true},
+    {"recall", "Recall",
+     "Finds an agent's memories closest in meaning to a query, ranked by similarity, "
+     "importance and recency.",
+     FIELDS(recall), AP_PERM_MEMORY_READ, false, recall, true},
     {"learn_entity", "Learn an entity",
-     "Adds or updates an entity and its facts in an agent's knowledge graph.",
-     FIELDS(learn_entity), AP_PERM_MEMORY_WRITE, true, NULL},
+     "Adds an entity, or new facts and relations of one, to the tenant's knowledge graph "
+     "(facts are kept with their time: older values stay in the history).",
+     FIELDS(learn_entity), AP_PERM_MEMORY_WRITE, true, learn_entity},
     {"query_knowledge", "Query knowledge",
-     "Finds entities and facts in an agent's knowledge graph.", FIELDS(query_knowledge),
-     AP_PERM_MEMORY_READ, false, NULL},
+     "Finds entities of the tenant's knowledge graph by name, kind or attribute, or the "
+     "neighbours of one.",
+     FIELDS(query_knowledge), AP_PERM_MEMORY_READ, false, query_knowledge},
     {NULL, NULL, NULL, NULL, NULL, AP_PERM_NONE, false, NULL},
 };
 
@@ -311,9 +390,18 @@ json_t *ap_mcp_tool_call(const ap_mcp_caller_t *c, ap_arena_t *a, const ap_mcp_t
     }
     ap_tx_t *tx = NULL;
     json_t *out = NULL;
+    ap_rc rc = AP_OK;
+    if (t->own_tx) { /* the service writes its change (and its audit) itself */
+        rc = t->fn(NULL, c, args, &out, &err);
+        if (rc) {
+            json_decref(out);
+            audit_outcome(c, a, t, "failure", &err);
+            return error_result(&err);
+        }
+    }
     /* a write transaction even for reading tools: the audit entry is written in it */
-    ap_rc rc = ap_db_begin(c->db, c->tenant_id, AP_TX_WRITE, a, &tx, &err);
-    if (!rc) rc = t->fn(tx, c, args, &out, &err);
+    if (!rc) rc = ap_db_begin(c->db, c->tenant_id, AP_TX_WRITE, a, &tx, &err);
+    if (!rc && !t->own_tx) rc = t->fn(tx, c, args, &out, &err);
     if (!rc) {
         json_t *changes = json_pack("{s:s,s:s}", "tool", t->name, "permission", ap_perm_name(t->perm));
         ap_audit_event_t ev = {"mcp.tool.call", "mcp_tool", t->name, "success", changes};

@@ -41,6 +41,7 @@ typedef struct {
     ap_perm perm;
     bool writes;                     /* changes something (readOnlyHint false) */
     ap_mcp_tool_fn fn;               /* NULL: not available in this build */
+    bool own_tx;                     /* fn opens its own transactions (tx is NULL) */
 } ap_mcp_tool_t;
 
 /* Terminated by an entry with name NULL. */

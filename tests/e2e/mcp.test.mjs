@@ -12,7 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
 
-const LIVE_TOOLS = ['create_task', 'get_task', 'list_agents'];
+const LIVE_TOOLS = ['create_task', 'get_task', 'learn_entity', 'list_agents', 'query_knowledge', 'recall', 'remember'];
 
 let srv;
 let T; // { id, keys }
@@ -45,6 +45,7 @@ function text(result) {
 
 // Every live tool, listed and called, through one connected client.
 async function exerciseTools(client, tenantId) {
+  const tag = randomUUID().slice(0, 8);
   const { tools } = await client.listTools();
   assert.deepEqual(tools.map((t) => t.name).sort(), LIVE_TOOLS);
   for (const t of tools) {
@@ -97,8 +98,29 @@ async function exerciseTools(client, tenantId) {
   assert.equal(range.isError, true);
   assert.match(text(range), /limit.*between 1 and 200/);
   // an unknown tool is a protocol error (-32602)
-  await assert.rejects(client.callTool({ name: 'remember', arguments: {} }),
-    (e) => e.code === -32602 && /unknown tool "remember"/.test(e.message));
+  await assert.rejects(client.callTool({ name: 'query_agent', arguments: {} }),
+    (e) => e.code === -32602 && /unknown tool "query_agent"/.test(e.message));
+
+  // memory: remember, then recall by meaning
+  const fact = `the quarterly report is due on the ${tag} of March`;
+  const rem = await client.callTool({ name: 'remember', arguments: { agent_id: agents.researcher, content: fact, memory_type: 'fact', importance: 0.9 } });
+  assert.equal(rem.isError, false, text(rem));
+  assert.equal(rem.structuredContent.content, fact);
+  const rec = await client.callTool({ name: 'recall', arguments: { agent_id: agents.researcher, query: `when is the quarterly report due ${tag}` } });
+  assert.equal(rec.isError, false, text(rec));
+  assert.equal(rec.structuredContent.data[0].content, fact);
+  const other = await client.callTool({ name: 'recall', arguments: { agent_id: agents.drafty, query: 'quarterly report' } });
+  assert.ok(!JSON.stringify(other.structuredContent).includes(tag), 'another agent recalls nothing of it');
+  const noAgent = await client.callTool({ name: 'remember', arguments: { agent_id: '00000000-0000-7000-8000-000000000000', content: 'x', memory_type: 'fact' } });
+  assert.equal(noAgent.isError, true);
+  assert.match(text(noAgent), /agent not found/);
+  // knowledge graph: learn, then query
+  const ent = `Acme ${tag}`;
+  const le = await client.callTool({ name: 'learn_entity', arguments: { entity_type: 'company', name: ent, attributes: { industry: 'anvils' } } });
+  assert.equal(le.isError, false, text(le));
+  const qk = await client.callTool({ name: 'query_knowledge', arguments: { name: tag } });
+  assert.equal(qk.isError, false, text(qk));
+  assert.deepEqual(qk.structuredContent.data.map((e) => e.name), [ent]);
   await client.ping();
   return task.id;
 }
@@ -122,7 +144,7 @@ test('the official SDK client over Streamable HTTP lists and calls every tool', 
   const a = await srv.request('GET', '/api/v1/audit?action=mcp.tool.call&limit=500', { key: T.keys.auditor });
   assert.equal(a.status, 200, a.text);
   const calls = a.body.data.filter((e) => e.actor_role === 'operator');
-  assert.equal(calls.length, 8, "one entry per tool call (the unknown tool is a protocol error)");
+  assert.equal(calls.length, 14, "one entry per tool call (the unknown tool is a protocol error)");
   assert.ok(calls.some((e) => e.resource_id === 'create_task' && e.outcome === 'success'));
   assert.ok(calls.some((e) => e.resource_id === 'create_task' && e.outcome === 'failure'));
   const tc = await srv.request('GET', '/api/v1/audit?action=task.create', { key: T.keys.auditor });
