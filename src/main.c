@@ -21,7 +21,7 @@ static const struct {
     {"keys", ap_cmd_keys, "manage API keys through the API"},
     {"tasks", ap_cmd_tasks, "create, follow, approve and cancel agent tasks through the API"},
     {"llm", ap_cmd_llm, "list LLM models and providers, and the tenant's usage, through the API"},
-    {"mcp", ap_cmd_mcp, "serve the platform's MCP tools on stdio (--stdio)"},
+    {"mcp", ap_cmd_mcp, "serve the MCP tools on stdio (--stdio); manage external MCP servers (servers)"},
     {"memory", ap_cmd_memory, "remember, recall, list, forget, consolidate, share agent memories"},
     {"knowledge", ap_cmd_knowledge, "learn and query the tenant's knowledge graph"},
 };

@@ -14,7 +14,11 @@
  * 3. The database must be migrated (by `serve` or `migrate`); this
  *    command does not change the schema.
  * 4. End of input ends the process with status 0.
- * 5. Tasks created here are picked up by the serving nodes' runners at
+ * 5. `agentprov mcp servers …` are API client commands (AP_URL, AP_API_KEY)
+ *    for the tenant's external MCP servers; an Authorization header value
+ *    is read from an environment variable named by --auth-header-env,
+ *    never from the command line (which other users can see).
+ * 6. Tasks created here are picked up by the serving nodes' runners at
  *    their next queue scan; memories are indexed by this process's own
  *    memory service (without the re-embed worker, which the serving nodes
  *    run).
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/client.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "core/crypto.h"
@@ -55,7 +60,128 @@ static void emit(json_t *answer) {
     free(s);
 }
 
+static int servers_usage(FILE *f, int code) {
+    fprintf(f,
+            "usage: agentprov mcp servers list [-o table|json]\n"
+            "       agentprov mcp servers get ID|NAME [-o table|json]\n"
+            "       agentprov mcp servers create --name N (--url URL [--auth-header-env VAR] |\n"
+            "                                               --command ALLOWLIST_NAME)\n"
+            "       agentprov mcp servers delete ID\n"
+            "       agentprov mcp servers discover ID\n"
+            "       agentprov mcp servers call ID TOOL [--args JSON] [--timeout-ms N]\n"
+            "\n"
+            "  --auth-header-env VAR  the Authorization header value sent to the server is read\n"
+            "                         from the environment variable VAR (e.g. \"Bearer …\")\n"
+            "\nAP_URL and AP_API_KEY select the platform and the key; see docs/mcp.md.\n");
+    return code;
+}
+
+static const char *const server_cols[] = {"id", "name", "transport", "url", "command",
+                                          "tool_count", "discovered_at", NULL};
+
+/* The value following argv[*i] (a flag), or NULL after printing why. */
+static const char *flag_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "error: option %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int servers_cmd(int argc, char **argv) {
+    if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))
+        return servers_usage(argc < 3 ? stderr : stdout, argc < 3 ? 2 : 0);
+    const char *what = argv[2];
+    bool as_json = false;
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    const char *name = NULL, *url = NULL, *auth_env = NULL, *command = NULL, *args = NULL,
+               *timeout = NULL;
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i], **dst = NULL;
+        if (!strcmp(a, "-o")) {
+            const char *v = flag_value(argc, argv, &i);
+            if (!v || (strcmp(v, "json") && strcmp(v, "table"))) return servers_usage(stderr, 2);
+            as_json = !strcmp(v, "json");
+            continue;
+        }
+        if (!strcmp(a, "--name")) dst = &name;
+        else if (!strcmp(a, "--url")) dst = &url;
+        else if (!strcmp(a, "--auth-header-env")) dst = &auth_env;
+        else if (!strcmp(a, "--command")) dst = &command;
+        else if (!strcmp(a, "--args")) dst = &args;
+        else if (!strcmp(a, "--timeout-ms")) dst = &timeout;
+        if (dst) {
+            if (!(*dst = flag_value(argc, argv, &i))) return 2;
+            continue;
+        }
+        if (a[0] == '-' || npos == 2) {
+            fprintf(stderr, "error: unexpected argument \"%s\"\n", a);
+            return servers_usage(stderr, 2);
+        }
+        pos[npos++] = a;
+    }
+    char path[1024];
+    json_t *body = NULL, *out = NULL;
+    const char *method = "GET";
+    int rc;
+    if (!strcmp(what, "list")) {
+        snprintf(path, sizeof path, "/api/v1/mcp-servers?limit=500");
+    } else if (!strcmp(what, "create")) {
+        if (!name) {
+            fprintf(stderr, "error: --name is required\n");
+            return 2;
+        }
+        body = json_pack("{s:s}", "name", name);
+        if (url) json_object_set_new(body, "url", json_string(url));
+        if (command) json_object_set_new(body, "command", json_string(command));
+        if (auth_env) {
+            const char *v = getenv(auth_env);
+            if (!v || !*v) {
+                fprintf(stderr, "error: the variable %s is not set\n", auth_env);
+                json_decref(body);
+                return 2;
+            }
+            json_object_set_new(body, "auth_header", json_string(v));
+        }
+        method = "POST";
+        snprintf(path, sizeof path, "/api/v1/mcp-servers");
+    } else if (npos >= 1 && (!strcmp(what, "get") || !strcmp(what, "delete") ||
+                             !strcmp(what, "discover") || !strcmp(what, "call"))) {
+        if (!strcmp(what, "call")) {
+            if (npos < 2) return servers_usage(stderr, 2);
+            json_error_t je;
+            json_t *a = args ? json_loads(args, 0, &je) : json_object();
+            if (!json_is_object(a)) {
+                fprintf(stderr, "error: --args must be a JSON object\n");
+                json_decref(a);
+                return 2;
+            }
+            body = json_pack("{s:o}", "arguments", a);
+            if (timeout) json_object_set_new(body, "timeout_ms", json_integer(atoi(timeout)));
+            method = "POST";
+            snprintf(path, sizeof path, "/api/v1/mcp-servers/%s/tools/%s:call", pos[0], pos[1]);
+        } else {
+            method = !strcmp(what, "delete") ? "DELETE" : !strcmp(what, "discover") ? "POST" : "GET";
+            snprintf(path, sizeof path, "/api/v1/mcp-servers/%s%s", pos[0],
+                     !strcmp(what, "discover") ? ":discover" : "");
+        }
+    } else {
+        return servers_usage(stderr, 2);
+    }
+    rc = ap_client_call(method, path, body, &out);
+    json_decref(body);
+    if (rc == 0 && out) {
+        /* a tool's result and a server's tools read best as JSON */
+        bool js = as_json || !strcmp(what, "call") || !strcmp(what, "discover") || !strcmp(what, "get");
+        ap_client_print(out, server_cols, js);
+    }
+    json_decref(out);
+    return rc;
+}
+
 int ap_cmd_mcp(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "servers") == 0) return servers_cmd(argc, argv);
     ap_opt_t opts[] = {
         {"stdio", NULL, NULL, "serve MCP on standard input and output", false, true, NULL},
         {"key-file", "AP_API_KEY_FILE", NULL,
@@ -71,7 +197,8 @@ int ap_cmd_mcp(int argc, char **argv) {
         return 2;
     }
     const char *usage =
-        "usage: agentprov mcp --stdio [--key-file FILE] [--data-dir DIR | --database-url URL]\n\n"
+        "usage: agentprov mcp --stdio [--key-file FILE] [--data-dir DIR | --database-url URL]\n"
+        "       agentprov mcp servers …   (the tenant's external MCP servers; `servers --help`)\n\n"
         "Serves the platform's MCP tools on stdin/stdout (newline-delimited JSON-RPC) as the API\n"
         "key in AP_API_KEY (or --key-file), reading the database directly.  See docs/mcp.md.";
     if (help) {

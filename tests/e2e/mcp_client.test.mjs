@@ -218,3 +218,35 @@ test('registration rules: allowlist, one transport, no credentials in urls, name
   const vp = await srv.request('POST', '/api/v1/mcp-servers', { key: T.keys.operator, body: { name: 'op', url: 'http://h/mcp' } });
   assert.equal(vp.status, 403);
 });
+
+test('CLI: agentprov mcp servers create, discover, call, list, delete (header from the environment)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { BIN } = await import('./lib/server.mjs');
+  const run = (...args) => spawnSync(BIN, ['mcp', 'servers', ...args], {
+    encoding: 'utf8', env: { ...process.env, AP_URL: srv.url, AP_API_KEY: T.keys.tenant_admin, CLI_MCP_AUTH: 'Bearer cli-secret-55' },
+  });
+  const c = run('create', '--name', 'cli-everything', '--command', 'everything', '-o', 'json');
+  assert.equal(c.status, 0, c.stderr);
+  const id = JSON.parse(c.stdout).id;
+  const h = run('create', '--name', 'cli-http', '--url', everythingHttp.url, '--auth-header-env', 'CLI_MCP_AUTH', '-o', 'json');
+  assert.equal(h.status, 0, h.stderr);
+  assert.equal(JSON.parse(h.stdout).auth_header_set, true);
+  assert.ok(!h.stdout.includes('cli-secret-55'));
+  const d = run('discover', id);
+  assert.equal(d.status, 0, d.stderr);
+  assert.ok(JSON.parse(d.stdout).tools.some((t) => t.name === 'echo'));
+  const call = run('call', id, 'echo', '--args', '{"message":"from the cli"}', '--timeout-ms', '20000');
+  assert.equal(call.status, 0, call.stderr);
+  assert.equal(JSON.parse(call.stdout).result.content[0].text, 'Echo: from the cli');
+  const l = run('list');
+  assert.equal(l.status, 0, l.stderr);
+  assert.match(l.stdout, /cli-everything/);
+  const missing = run('create', '--name', 'x', '--url', 'http://h/mcp', '--auth-header-env', 'NOT_SET_ANYWHERE');
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /NOT_SET_ANYWHERE is not set/);
+  const bad = run('create', '--name', 'x', '--command', 'rm -rf /');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /command not allowed/);
+  assert.equal(run('delete', id).status, 0);
+  assert.equal(run('get', id).status, 1);
+});
