@@ -84,6 +84,11 @@ build/fake-upstream: tests/fake/fake_upstream.c tests/fake/fake_wire.c tests/fak
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) $(filter %.c,$^) $(FAKE_OBJ) -o $@ $(LDLIBS)
 
+# The task runner benchmark (bench/tasks.sh): release flags, the library objects.
+build/bench/tasks_bench: bench/tasks/tasks_bench.c $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) $< $(REL_OBJ) -o $@ $(LDLIBS)
+
 deps:
 	@bash scripts/deps.sh --build-only
 

@@ -78,4 +78,9 @@ if [ "${BENCH_SKIP_GATEWAY:-0}" != 1 ]; then
   echo >>bench/RESULTS.md
   bash bench/gateway.sh >/dev/null
 fi
+# the task runner (bench/tasks.sh) appends its "## Tasks" section;
+# BENCH_SKIP_TASKS=1 leaves it out
+if [ "${BENCH_SKIP_TASKS:-0}" != 1 ]; then
+  bash bench/tasks.sh >/dev/null
+fi
 cat bench/RESULTS.md

@@ -24,12 +24,16 @@ static const struct {
     {"mcp", ap_cmd_mcp, "serve the MCP tools on stdio (--stdio); manage external MCP servers (servers)"},
     {"memory", ap_cmd_memory, "remember, recall, list, forget, consolidate, share agent memories"},
     {"knowledge", ap_cmd_knowledge, "learn and query the tenant's knowledge graph"},
+    {"agents", ap_cmd_agents, "define, version, validate, deploy, pause and retire agents"},
+    {"groups", ap_cmd_groups, "manage agent groups (teams), their members and hierarchy"},
+    {"relationships", ap_cmd_relationships, "relate agents: supervises, delegates_to, …"},
+    {"skills", ap_cmd_skills, "manage agents' skills"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: agentprov <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].what);
+        fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].what);
     fprintf(f, "\n`agentprov <command> --help` describes each.  API client commands read AP_URL "
                "and AP_API_KEY.\n");
 }

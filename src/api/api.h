@@ -109,6 +109,25 @@ void ap_h_kg_delete(ap_req_t *r);
 void ap_h_kg_neighbors(ap_req_t *r);
 void ap_h_kg_paths(ap_req_t *r);
 void ap_h_kg_export(ap_req_t *r);
+/* groups, members, hierarchy, relationships, skills (agent_groups.c) */
+void ap_h_group_create(ap_req_t *r);
+void ap_h_group_list(ap_req_t *r);
+void ap_h_group_get(ap_req_t *r);
+void ap_h_group_update(ap_req_t *r);
+void ap_h_group_delete(ap_req_t *r);
+void ap_h_group_member_add(ap_req_t *r);
+void ap_h_group_member_remove(ap_req_t *r);
+void ap_h_group_hierarchy(ap_req_t *r);
+void ap_h_rel_create(ap_req_t *r);
+void ap_h_rel_list(ap_req_t *r);
+void ap_h_rel_get(ap_req_t *r);
+void ap_h_rel_update(ap_req_t *r);
+void ap_h_rel_delete(ap_req_t *r);
+void ap_h_skill_create(ap_req_t *r);
+void ap_h_skill_list(ap_req_t *r);
+void ap_h_skill_get(ap_req_t *r);
+void ap_h_skill_update(ap_req_t *r);
+void ap_h_skill_delete(ap_req_t *r);
 
 /* the LLM gateway (gateway.c) */
 void ap_h_gw_chat(ap_req_t *r);

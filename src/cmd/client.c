@@ -82,7 +82,8 @@ static void cell(json_t *v, char *buf, size_t cap) {
     else if (json_is_string(v))
         snprintf(buf, cap, "%s", json_string_value(v));
     else {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* 15 digits: a stored 0.9 shows as 0.9, not 0.90000000000000002 */
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
         snprintf(buf, cap, "%s", s ? s : "");
         free(s);
     }

@@ -20,5 +20,9 @@ int ap_cmd_mcp(int argc, char **argv);
 int ap_cmd_tasks(int argc, char **argv);
 int ap_cmd_memory(int argc, char **argv);    /* memory.c */
 int ap_cmd_knowledge(int argc, char **argv); /* memory.c */
+int ap_cmd_agents(int argc, char **argv); /* agents.c */
+int ap_cmd_groups(int argc, char **argv);
+int ap_cmd_relationships(int argc, char **argv);
+int ap_cmd_skills(int argc, char **argv);
 
 #endif

@@ -9,7 +9,10 @@
  *    never what.
  * 3. SIGTERM/SIGINT: stop accepting, wait for in-flight requests up to
  *    --shutdown-timeout, stop the purge job, close the store.
- * 4. A background job purges tenants deleted longer ago than
+ * 4. At the same moment as the first admin key (unless --no-demo or
+ *    AP_DEMO=0) it seeds the demo tenant and its team (cmd/demo.c) and
+ *    writes that tenant's admin key to <data-dir>/demo.key.
+ * 5. A background job purges tenants deleted longer ago than
  *    --retention-days, and idempotency records older than a day, once an
  *    hour.
  */
@@ -29,6 +32,8 @@
 #include "api/api.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
+#include "cmd/demo.h"
+#include "core/alloc.h"
 #include "core/crypto.h"
 #include "core/secret.h"
 #include "core/id.h"
@@ -233,11 +238,27 @@ int ap_cmd_serve(int argc, char **argv) {
          false, false, NULL},
         {"sse-heartbeat-ms", "AP_SSE_HEARTBEAT_MS", "15000",
          "interval of keep-alive comments on event streams", false, false, NULL},
+        {"demo", "AP_DEMO", "1",
+         "1: on the first start, create the demo tenant and team (key in <data-dir>/demo.key); 0 "
+         "(or the switch --no-demo): do not",
+         false, false, NULL},
         {NULL, NULL, NULL, NULL, false, false, NULL},
     };
     ap_err_t err = {0};
-    bool help;
-    if (ap_config_parse(opts, argc, argv, NULL, NULL, &help, &err)) {
+    bool help, no_demo = false;
+    /* --no-demo is the switch form of --demo 0; every table option has its
+     * own AP_ variable, so it is taken out before the table is parsed */
+    char **args = ap_calloc((size_t)argc + 1, sizeof *args);
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--no-demo") == 0)
+            no_demo = true;
+        else
+            args[nargs++] = argv[i];
+    }
+    ap_rc prc = ap_config_parse(opts, nargs, args, NULL, NULL, &help, &err);
+    ap_free(args);
+    if (prc) {
         ap_cmd_print_err(&err);
         return 2;
     }
@@ -268,6 +289,12 @@ int ap_cmd_serve(int argc, char **argv) {
         parse_int("task-step-delay-ms", ap_config_get(opts, "task-step-delay-ms"), 0, 60000, &task_delay) ||
         parse_int("sse-heartbeat-ms", ap_config_get(opts, "sse-heartbeat-ms"), 100, 600000, &sse_hb))
         return 2;
+    const char *demo_v = ap_config_get(opts, "demo");
+    if (strcmp(demo_v, "0") != 0 && strcmp(demo_v, "1") != 0) {
+        fprintf(stderr, "error: invalid --demo \"%s\"\n  hint: use 1 or 0\n", demo_v);
+        return 2;
+    }
+    bool demo = strcmp(demo_v, "1") == 0 && !no_demo;
     pool = threads + task_workers + 3;
     if (ap_config_get(opts, "db-pool") &&
         parse_int("db-pool", ap_config_get(opts, "db-pool"), 1, 1024, &pool))
@@ -326,6 +353,22 @@ int ap_cmd_serve(int argc, char **argv) {
     if (created)
         ap_log(AP_LOG_INFO, "platform admin key created", "{s:s,s:s}", "path", keypath, "hint",
                "export AP_API_KEY=$(cat <path>) and call the API with Authorization: Bearer");
+    if (created && demo) {
+        char demopath[4096];
+        bool seeded;
+        if (ap_cmd_demo_seed(db, data_dir, &seeded, demopath, sizeof demopath, &err)) {
+            ap_cmd_print_err(&err);
+            ap_db_close(db);
+            return 1;
+        }
+        if (seeded)
+            ap_log(AP_LOG_INFO, "demo team created", "{s:s,s:s,s:s,s:s}", "tenant", "demo",
+                   "group", "Research team", "key_file", demopath, "hint",
+                   "export AP_API_KEY=$(cat <key_file>); agentprov agents list");
+        else
+            ap_log(AP_LOG_INFO, "demo team not created", "{s:s}", "reason",
+                   "a tenant with the slug demo exists");
+    }
     /* the master key of tenant secrets (BYOK keys): AP_MASTER_KEY or <data-dir>/master.key */
     static uint8_t master_key[AP_SECRET_KEY_LEN];
     bool master_from_file;

@@ -56,12 +56,6 @@ const ap_jfield_t ap_orch_agent_deploy_fields[] = {
     AP_JFIELDS_END,
 };
 
-const char *const ap_orch_tool_names[] = {
-    "delegate_to_agent", "query_agent", "escalate_to_supervisor", "complete_task",
-    "request_approval",  "remember",    "recall",                 "learn_entity",
-    "query_knowledge",   NULL,
-};
-
 /* memory_config keys (docs/agents.md). */
 static const char *const memory_keys[] = {"embedder", "share_with", "allow_share", "ttl_days",
                                           "recall_limit", NULL};
@@ -73,27 +67,6 @@ static const char *const memory_keys[] = {"embedder", "share_with", "allow_share
     "id, tenant_id, name, description, role, capabilities, personality, llm_config_id,"    \
     " memory_config, autonomy_level, max_delegation_depth, tools, status, version,"        \
     " deployed_version, created_at, updated_at"
-
-static bool mcp_part_ok(const char *s, size_t n) {
-    if (n == 0 || n > 128) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
-bool ap_orch_tool_known(const char *name) {
-    if (!name) return false;
-    for (const char *const *t = ap_orch_tool_names; *t; t++)
-        if (strcmp(*t, name) == 0) return true;
-    if (strncmp(name, "mcp:", 4) != 0) return false;
-    const char *server = name + 4, *slash = strchr(server, '/');
-    return slash && mcp_part_ok(server, (size_t)(slash - server)) &&
-           mcp_part_ok(slash + 1, strlen(slash + 1));
-}
 
 /* --- rendering --- */
 

@@ -74,3 +74,26 @@ ap_rc ap_orch_agent_status(ap_tx_t *tx, const char *tenant_id, const char *id,
     if (status) *status = ap_rows_get(&rows, 0, "status");
     return AP_OK;
 }
+
+ap_rc ap_orch_group_check(ap_tx_t *tx, const char *tenant_id, const char *id, ap_err_t *err) {
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT(id), AP_VTEXT(tenant_id)};
+    ap_rc rc = ap_tx_query(tx,
+                           "SELECT id FROM agent_groups WHERE id = ? AND tenant_id = COALESCE(?, tenant_id)",
+                           p, 2, &rows, err);
+    if (rc) return rc;
+    if (rows.nrows == 0)
+        return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "agent group not found",
+                          "GET /api/v1/agent-groups lists this tenant's groups",
+                          "no agent group with id \"%.64s\" in this tenant", id);
+    return AP_OK;
+}
+
+ap_rc ap_orch_check_unit(json_t *v, const char *field, ap_err_t *err) {
+    if (!v || json_is_null(v)) return AP_OK;
+    double d = json_number_value(v);
+    if (!json_is_number(v) || !(d >= 0 && d <= 1))
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "value out of range",
+                          "give a number from 0 to 1", "%s must be a number from 0 to 1", field);
+    return AP_OK;
+}

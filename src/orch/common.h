@@ -37,4 +37,9 @@ ap_rc ap_orch_agent_not_found(const char *id, ap_err_t *err);
 ap_rc ap_orch_agent_status(ap_tx_t *tx, const char *tenant_id, const char *id,
                            const char **status, ap_err_t *err);
 
+/* AP_ERR_NOT_FOUND naming the group unless group id exists in tenant_id. */
+ap_rc ap_orch_group_check(ap_tx_t *tx, const char *tenant_id, const char *id, ap_err_t *err);
+/* AP_ERR_INVALID "invalid-field" unless v is a number in [0, 1]. */
+ap_rc ap_orch_check_unit(json_t *v, const char *field, ap_err_t *err);
+
 #endif

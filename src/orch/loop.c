@@ -55,6 +55,7 @@ typedef struct {
     int nsteps;
     ap_orch_wake_t *wake;
     const char *call_id; /* the tool call being executed */
+    bool open;           /* r->tx is open (batching: it may span steps) */
 } run_t;
 
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
@@ -74,10 +75,13 @@ static json_t *keep(ap_arena_t *a, json_t *v) {
     return v;
 }
 
-/* Opens a write transaction, reloads the row and checks the claim. */
+/* Opens a write transaction (or goes on in the open one), reloads the row
+ * and checks the claim. */
 static ap_rc begin(run_t *r, ap_err_t *err) {
-    ap_rc rc = ap_db_begin(r->env->db, r->tenant, AP_TX_WRITE, r->a, &r->tx, err);
+    ap_rc rc = AP_OK;
+    if (!r->open) rc = ap_db_begin(r->env->db, r->tenant, AP_TX_WRITE, r->a, &r->tx, err);
     if (rc) return rc;
+    r->open = true;
     rc = ap_orch_task_row(r->tx, r->tenant, col(r, "id"), &r->row, err);
     if (rc) return rc;
     const char *owner = col(r, "lease_owner");
@@ -89,11 +93,20 @@ static ap_rc begin(run_t *r, ap_err_t *err) {
     return AP_OK;
 }
 
-static ap_rc commit(run_t *r, ap_err_t *err) {
+static bool batching(const run_t *r) { return r->env->batch_steps > 1; }
+
+/* Commits now. */
+static ap_rc flush(run_t *r, ap_err_t *err) {
+    if (!r->open) return AP_OK;
+    r->open = false;
     ap_rc rc = ap_tx_commit(r->tx, err);
     if (!rc) ap_bus_publish(r->env->bus, r->tenant);
     return rc;
 }
+
+/* The end of a step: commits, unless steps are batched (the loop commits
+ * at the end of the batch). */
+static ap_rc commit(run_t *r, ap_err_t *err) { return batching(r) ? AP_OK : flush(r, err); }
 
 static ap_rc load_steps(run_t *r, ap_err_t *err) {
     ap_rows_t s;
@@ -821,12 +834,35 @@ static next_t fail_task(run_t *r, const char *code, const char *detail, ap_err_t
 
 /* The model call step: written 'started', called outside any
  * transaction, completed.  A started step found on resume is redone. */
+static next_t model_fail(run_t *r, ap_rc rc, const ap_llm_error_t *lerr, ap_err_t *err);
+
+/* With batching, the in-process model is called inside the transaction:
+ * one step row, written done. */
+static next_t model_inline(run_t *r, ap_err_t *err) {
+    ap_llm_req_t req;
+    if (build_request(r, &req, err)) return STOP_LOST;
+    ap_llm_resp_t resp = {0};
+    ap_llm_error_t lerr = {0};
+    ap_rc rc = run_model(r, &req, &resp, &lerr, err);
+    if (rc || lerr.kind != AP_LLM_OK) return model_fail(r, rc, &lerr, err);
+    json_t *res = keep(r->a, resp_json(&resp));
+    int seq = next_seq(r);
+    rc = ap_orch_step_add(r->tx, r->tenant, &r->row, seq, "model_call", req.model, "done", NULL,
+                          res, resp.usage.prompt + resp.usage.completion, 0, err);
+    if (!rc) rc = append_reasoning(r, &resp, seq, err);
+    if (!rc) rc = commit(r, err);
+    r->env->steps++;
+    return rc ? STOP_LOST : GO_ON;
+}
+
 static next_t model_step(run_t *r, ap_err_t *err) {
     step_t *last = r->nsteps ? &r->steps[r->nsteps - 1] : NULL;
     int seq;
     ap_rc rc = move(r, "thinking", NULL, err);
     if (rc) return STOP_LOST;
-    if (last && strcmp(last->kind, "model_call") == 0 && strcmp(last->state, "started") == 0) {
+    bool redo = last && strcmp(last->kind, "model_call") == 0 && strcmp(last->state, "started") == 0;
+    if (!redo && batching(r) && strncmp(model_for(r), "builtin/", 8) == 0) return model_inline(r, err);
+    if (redo) {
         seq = last->seq;
         r->nsteps--; /* it is redone below */
     } else {
@@ -837,17 +873,29 @@ static next_t model_step(run_t *r, ap_err_t *err) {
     }
     ap_llm_req_t req;
     rc = build_request(r, &req, err);
-    if (!rc) rc = commit(r, err);
+    if (!rc) rc = flush(r, err); /* the started step is durable before the call */
     if (rc) return STOP_LOST;
     if (crash_at(r, "model")) return STOP_CRASH;
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
     rc = run_model(r, &req, &resp, &lerr, err);
     if (begin(r, err)) return STOP_LOST;
-    if (rc || lerr.kind != AP_LLM_OK) {
-        bool transient = !rc ? ap_llm_err_retryable(lerr.kind) : rc == AP_ERR_UNAVAILABLE;
+    if (rc || lerr.kind != AP_LLM_OK) return model_fail(r, rc, &lerr, err);
+    json_t *res = keep(r->a, resp_json(&resp));
+    int64_t tokens = resp.usage.prompt + resp.usage.completion;
+    rc = ap_orch_step_done(r->tx, r->tenant, col(r, "id"), seq, res, tokens, 0, err);
+    if (!rc) rc = append_reasoning(r, &resp, seq, err);
+    if (!rc) rc = commit(r, err);
+    r->env->steps++;
+    return rc ? STOP_LOST : GO_ON;
+}
+
+/* A failed model call: retried later when transient, else the task fails. */
+static next_t model_fail(run_t *r, ap_rc rc, const ap_llm_error_t *lerr, ap_err_t *err) {
+    {
+        bool transient = !rc ? ap_llm_err_retryable(lerr->kind) : rc == AP_ERR_UNAVAILABLE;
         int attempts = (int)ap_rows_int(&r->row, 0, "attempts", 0) + 1;
-        const char *why = rc ? err->detail : lerr.message;
+        const char *why = rc ? err->detail : lerr->message;
         if (!transient || attempts >= MAX_ATTEMPTS)
             return fail_task(r, transient ? "model_unavailable" : "model_error",
                              ap_arena_printf(r->a, "model call failed after %d attempt(s): %s",
@@ -861,13 +909,6 @@ static next_t model_step(run_t *r, ap_err_t *err) {
         if (!rc) rc = commit(r, err);
         return rc ? STOP_LOST : STOP_RETRY;
     }
-    json_t *res = keep(r->a, resp_json(&resp));
-    int64_t tokens = resp.usage.prompt + resp.usage.completion;
-    rc = ap_orch_step_done(r->tx, r->tenant, col(r, "id"), seq, res, tokens, 0, err);
-    if (!rc) rc = append_reasoning(r, &resp, seq, err);
-    if (!rc) rc = commit(r, err);
-    r->env->steps++;
-    return rc ? STOP_LOST : GO_ON;
 }
 
 /* Approval for a tool call at step seq: NULL when none yet. */
@@ -1099,6 +1140,7 @@ static ap_rc claim(run_t *r, ap_err_t *err) {
     ap_time_format(t + r->env->lease_ms, until);
     ap_rc rc = ap_db_begin(r->env->db, r->tenant, AP_TX_WRITE, r->a, &r->tx, err);
     if (rc) return rc;
+    r->open = true;
     ap_rows_t u;
     ap_val_t p[] = {AP_VTEXT(r->env->node), AP_VTEXT(until), AP_VTEXT(r->tenant),
                     AP_VTEXT(col(r, "id")), AP_VTEXT(now), AP_VTEXT(now)};
@@ -1140,24 +1182,28 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
         ap_arena_free(a);
         return AP_ORCH_RUN_LOST;
     }
+    int batched = r.open ? 1 : 0; /* steps in the open transaction */
+    char id[AP_UUID_LEN];
+    snprintf(id, sizeof id, "%s", task_id);
     for (;;) {
         if (env->step_delay_ms > 0) usleep((useconds_t)env->step_delay_ms * 1000);
-        /* each step in its own arena, keeping the task id alive */
-        char id[AP_UUID_LEN];
-        snprintf(id, sizeof id, "%s", task_id);
-        ap_arena_free(a);
-        a = ap_arena_new(16384);
-        vals[0] = id;
-        r = (run_t){.env = env, .a = a, .tenant = tenant_id, .wake = wake,
-                    .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+        if (!r.open) {
+            /* each transaction in its own arena, keeping the task id alive */
+            ap_arena_free(a);
+            a = ap_arena_new(16384);
+            vals[0] = id;
+            r = (run_t){.env = env, .a = a, .tenant = tenant_id, .wake = wake,
+                        .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+        }
         if (env->stop && *env->stop) {
-            if (!ap_db_begin(env->db, tenant_id, AP_TX_WRITE, a, &r.tx, &err)) {
+            if (r.open || !ap_db_begin(env->db, tenant_id, AP_TX_WRITE, a, &r.tx, &err)) {
+                r.open = true;
                 ap_val_t p[] = {AP_VTEXT(id), AP_VTEXT(env->node)};
                 if (!ap_tx_query(r.tx,
                                  "UPDATE agent_tasks SET lease_owner = NULL, lease_expires_at ="
                                  " NULL WHERE id = ? AND lease_owner = ?",
                                  p, 2, NULL, &err))
-                    ap_tx_commit(r.tx, &err);
+                    flush(&r, &err);
             }
             res = AP_ORCH_RUN_STOPPED;
             break;
@@ -1167,6 +1213,10 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
             break;
         }
         next_t n = step(&r, &err);
+        batched++;
+        if (n == GO_ON && r.open && batched < env->batch_steps) continue;
+        if (n != STOP_LOST && n != STOP_CRASH && flush(&r, &err)) n = STOP_LOST;
+        batched = 0;
         if (n == STOP_CRASH || (n != STOP_LOST && crash_at(&r, "step"))) {
             res = AP_ORCH_RUN_LOST;
             break;

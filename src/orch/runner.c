@@ -83,6 +83,7 @@ static void *worker_main(void *arg) {
                                   .lease_ms = r->o.lease_ms, .step_delay_ms = r->o.step_delay_ms,
                                   .model = r->o.model, .model_ud = r->o.model_ud,
                                   .default_model = r->o.default_model,
+                                  .batch_steps = r->o.step_delay_ms > 0 ? 0 : 16,
                                   .stop = &r->stop};
         ap_orch_run_result res = ap_orch_loop_run(&env, tenant, task, &wake);
         pthread_mutex_lock(&r->mu);

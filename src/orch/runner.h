@@ -72,6 +72,11 @@ typedef struct {
     ap_orch_model_fn model;
     void *model_ud;
     const char *default_model; /* NULL: builtin/agentprov-mini */
+    /* Steps that may share one transaction (0 or 1: each step commits).
+     * With batching, a model that answers in process (builtin/…) is called
+     * inside the step's transaction, so its step is written once, done; a
+     * crash before the commit loses only work that is redone the same way. */
+    int batch_steps;
     volatile int *stop;     /* non-zero: stop after the current step */
     int64_t steps;          /* out: steps written by this call */
     /* Tests of crash recovery: asked at each durable point ("step" after a

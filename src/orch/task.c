@@ -420,7 +420,7 @@ ap_rc ap_orch_task_finish(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *r
     }
     if (strcmp(status, "cancelled") != 0)
         rc = ap_orch_tv_skill_outcome(tx, tenant_id, agent, ap_rows_get(row, 0, "task_type"), ok,
-                                      err);
+                                      ok ? confidence : 0, ap_rows_get(row, 0, "objective"), err);
     return rc;
 }
 

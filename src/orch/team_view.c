@@ -8,6 +8,8 @@
 
 #include "core/id.h"
 #include "core/time.h"
+#include "orch/relationship.h"
+#include "orch/skill.h"
 
 ap_rc ap_orch_tv_agent(ap_tx_t *tx, const char *tenant_id, const char *ref, const char *field,
                        ap_orch_agent_t *out, ap_err_t *err) {
@@ -44,15 +46,13 @@ bool ap_orch_tv_runnable(const ap_orch_agent_t *a) {
 
 ap_rc ap_orch_tv_delegates(ap_tx_t *tx, const char *tenant_id, const char *self, ap_rows_t *out,
                            ap_err_t *err) {
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(self), AP_VTEXT(self)};
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(self)};
     return ap_tx_query(
         tx,
         "SELECT a.id, a.name, a.role, a.capabilities FROM agents a WHERE a.tenant_id = ? AND"
         " a.id IN (SELECT to_agent_id FROM agent_relationships WHERE from_agent_id = ? AND"
-        " relationship_type IN ('supervises', 'delegates_to') UNION SELECT from_agent_id FROM"
-        " agent_relationships WHERE to_agent_id = ? AND relationship_type = 'reports_to')"
-        " ORDER BY a.created_at, a.id",
-        p, 3, out, err);
+        " relationship_type IN ('supervises', 'delegates_to')) ORDER BY a.created_at, a.id",
+        p, 2, out, err);
 }
 
 ap_rc ap_orch_tv_consultees(ap_tx_t *tx, const char *tenant_id, const char *self, ap_rows_t *out,
@@ -68,38 +68,24 @@ ap_rc ap_orch_tv_consultees(ap_tx_t *tx, const char *tenant_id, const char *self
         p, 3, out, err);
 }
 
-static bool in_rows(const ap_rows_t *r, const char *id) {
-    for (int i = 0; i < r->nrows; i++)
-        if (strcmp(ap_rows_get(r, i, "id"), id) == 0) return true;
-    return false;
-}
-
 bool ap_orch_tv_may_delegate(ap_tx_t *tx, const char *tenant_id, const char *self, const char *to) {
-    ap_rows_t r;
+    (void)tenant_id; /* the transaction's tenant */
+    bool ok = false;
     ap_err_t e;
-    return !ap_orch_tv_delegates(tx, tenant_id, self, &r, &e) && in_rows(&r, to);
+    return !ap_orch_rel_allows_delegation(tx, self, to, &ok, &e) && ok;
 }
 
 bool ap_orch_tv_may_query(ap_tx_t *tx, const char *tenant_id, const char *self, const char *to) {
-    ap_rows_t r;
+    (void)tenant_id;
+    bool ok = false;
     ap_err_t e;
-    return !ap_orch_tv_consultees(tx, tenant_id, self, &r, &e) && in_rows(&r, to);
+    return !ap_orch_rel_can_query(tx, self, to, &ok, &e) && ok;
 }
 
 ap_rc ap_orch_tv_supervisor(ap_tx_t *tx, const char *tenant_id, const char *self, const char **out,
                             ap_err_t *err) {
-    ap_rows_t r;
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(self), AP_VTEXT(self)};
-    ap_rc rc = ap_tx_query(
-        tx,
-        "SELECT id FROM (SELECT from_agent_id AS id, created_at FROM agent_relationships WHERE"
-        " tenant_id = ? AND to_agent_id = ? AND relationship_type = 'supervises' UNION ALL"
-        " SELECT to_agent_id AS id, created_at FROM agent_relationships WHERE from_agent_id = ?"
-        " AND relationship_type = 'reports_to') s ORDER BY created_at, id LIMIT 1",
-        p, 3, &r, err);
-    if (rc) return rc;
-    *out = r.nrows ? ap_rows_get(&r, 0, "id") : NULL;
-    return AP_OK;
+    (void)tenant_id;
+    return ap_orch_supervisor_of(tx, self, out, err);
 }
 
 ap_rc ap_orch_tv_group(ap_tx_t *tx, const char *tenant_id, const char *group_id, ap_rows_t *out,
@@ -160,21 +146,9 @@ ap_rc ap_orch_tv_group_top(ap_tx_t *tx, const char *tenant_id, const char *group
 }
 
 ap_rc ap_orch_tv_skill_outcome(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
-                               const char *skill_name, bool success, ap_err_t *err) {
-    char now[AP_TIME_LEN], id[AP_UUID_LEN];
-    ap_time_format(ap_now_ms(), now);
-    ap_uuid7(id);
-    ap_val_t p[] = {AP_VTEXT(id),   AP_VTEXT(tenant_id),   AP_VTEXT(agent_id),
-                    AP_VTEXT(skill_name), AP_VREAL(success ? 1.0 : 0.0), AP_VTEXT(now),
-                    AP_VTEXT(now),  AP_VTEXT(now),         AP_VREAL(success ? 1.0 : 0.0),
-                    AP_VTEXT(now),  AP_VTEXT(now)};
-    return ap_tx_query(
-        tx,
-        "INSERT INTO agent_skills (id, tenant_id, agent_id, skill_name, proficiency, times_used,"
-        " success_rate, learned_from, last_used_at, created_at, updated_at) VALUES (?, ?, ?, ?,"
-        " 0.5, 1, ?, 'practice', ?, ?, ?) ON CONFLICT (agent_id, skill_name) DO UPDATE SET"
-        " success_rate = (agent_skills.success_rate * agent_skills.times_used + ?) /"
-        " (agent_skills.times_used + 1), times_used = agent_skills.times_used + 1,"
-        " last_used_at = ?, updated_at = ?",
-        p, 11, NULL, err);
+                               const char *skill_name, bool success, double confidence,
+                               const char *example, ap_err_t *err) {
+    (void)tenant_id;
+    return ap_orch_skill_record_outcome(tx, agent_id, skill_name, success, confidence, example,
+                                        NULL, err);
 }

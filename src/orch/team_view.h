@@ -4,13 +4,12 @@
  *
  * 1. One place for these reads, so the agents service (orch/agent.h) can
  *    take them over without touching the runner.
- * 2. Relationship semantics used by tasks:
- *      may delegate to X:  self supervises X, self delegates_to X, or X
- *                          reports_to self;
+ * 2. Relationship semantics are orch/relationship.h's:
+ *      may delegate to X:  self supervises X, or self delegates_to X;
  *      supervisor of self: S supervises self, or self reports_to S;
  *      may query X:        self collaborates_with X (either direction) or
  *                          self consults X.
- *    The first match by creation time wins where one is needed.
+ *    The listings for the context follow the same rules.
  * 3. A runnable agent is one whose status is deployed or running.
  * 4. Everything returned is memory of the transaction's arena.
  */
@@ -64,8 +63,10 @@ ap_rc ap_orch_tv_group_of(ap_tx_t *tx, const char *tenant_id, const char *agent_
  * when it has no member. */
 ap_rc ap_orch_tv_group_top(ap_tx_t *tx, const char *tenant_id, const char *group_id,
                            const char **out, ap_err_t *err);
-/* Records a task outcome against the agent's skill skill_name. */
+/* Records a task outcome against the agent's skill skill_name
+ * (ap_orch_skill_record_outcome; example may be NULL). */
 ap_rc ap_orch_tv_skill_outcome(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
-                               const char *skill_name, bool success, ap_err_t *err);
+                               const char *skill_name, bool success, double confidence,
+                               const char *example, ap_err_t *err);
 
 #endif

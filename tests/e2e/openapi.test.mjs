@@ -255,10 +255,33 @@ before(async () => {
   assertResponse(ag, 'POST', '/api/v1/agents');
   const dep = await srv.request('POST', `/api/v1/agents/${ag.body.id}:validate`, { key: t.keys.tenant_admin });
   assertResponse(dep, 'POST', '/api/v1/agents/{agent_id}:validate');
+  const ag2 = await srv.request('POST', '/api/v1/agents', { key: t.keys.tenant_admin, body: { name: 'Spec Boss', role: 'Manager' } });
+  assert.equal(ag2.status, 201, ag2.text);
+  const grp = await srv.request('POST', '/api/v1/agent-groups', {
+    key: t.keys.tenant_admin,
+    body: { name: 'Spec Team', goal: 'check the spec', members: [ag.body.id, ag2.body.id], escalation_rules: { min_confidence: 0.5, escalate_to: 'human' } },
+  });
+  assert.equal(grp.status, 201, grp.text);
+  assertResponse(grp, 'POST', '/api/v1/agent-groups');
+  const rel = await srv.request('POST', '/api/v1/agent-relationships', {
+    key: t.keys.tenant_admin,
+    body: { from_agent_id: ag2.body.id, to_agent_id: ag.body.id, relationship_type: 'supervises', group_id: grp.body.id, trust_level: 0.8 },
+  });
+  assert.equal(rel.status, 201, rel.text);
+  assertResponse(rel, 'POST', '/api/v1/agent-relationships');
+  const col = await srv.request('POST', '/api/v1/agent-relationships', {
+    key: t.keys.tenant_admin, body: { from_agent_id: ag.body.id, to_agent_id: ag2.body.id, relationship_type: 'consults' },
+  });
+  assert.equal(col.status, 201, col.text);
+  const sk = await srv.request('POST', `/api/v1/agents/${ag.body.id}/skills`, {
+    key: t.keys.tenant_admin, body: { skill_name: 'research', proficiency: 0.6, examples: ['found three sources'] },
+  });
+  assert.equal(sk.status, 201, sk.text);
+  assertResponse(sk, 'POST', '/api/v1/agents/{agent_id}/skills');
   ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id,
-    agent_id: ag.body.id, version: '1', task_id: task.body.id, server_id: ms.body.id };
-  // an agent with a memory, a hot context and knowledge, for the memory routes
-  ids.agent_id = await makeAgent(srv, t.id, 'spec-agent');
+    agent_id: ag.body.id, version: '1', group_id: grp.body.id, relationship_id: rel.body.id, skill_id: sk.body.id,
+    task_id: task.body.id, server_id: ms.body.id };
+  // the spec agent gets a memory, a hot context and knowledge, for the memory routes
   const m = await srv.request('POST', `/api/v1/tenants/${t.id}/agents/${ids.agent_id}/memory`, {
     key: t.keys.tenant_admin, body: { content: 'The spec agent likes YAML', memory_type: 'preference' },
   });

@@ -104,10 +104,19 @@ before(async () => {
   assert.equal(bs.status, 201, bs.text);
   B.server = bs.body;
   B.agent = await mkAgent(B.id, 'deploy', 'Bravo Secret Agent');
-  // every mutating agent route gets agents of its own: room for them
-  const ent = await srv.request('PATCH', `/api/v1/tenants/${A.id}`, { body: { max_agents: 100000 } });
+  B.agent2 = await mkAgent(B.id, 'create', 'Bravo Second Agent');
+  B.group = await mkGroup(B.id, [B.agent.id, B.agent2.id], 'Bravo Secret Team');
+  B.rel = await mkRel(B.id, B.agent.id, B.agent2.id, 'supervises');
+  B.skill = await mkSkill(B.id, B.agent.id, 'bravo-secret-skill');
+  // every mutating agent route gets agents and groups of its own: room for them
+  const ent = await srv.request('PATCH', `/api/v1/tenants/${A.id}`, { body: { max_agents: 100000, max_agent_groups: 100000 } });
   assert.equal(ent.status, 200, ent.text);
   A.agent = await mkAgent(A.id, 'create');
+  A.group = await mkGroup(A.id, [A.agent.id]);
+  A.pool = [];
+  for (let i = 0; i < 12; i++) A.pool.push((await mkAgent(A.id, 'create')).id);
+  A.rel = await mkRel(A.id, A.pool[0], A.agent.id, 'supervises');
+  A.skill = await mkSkill(A.id, A.agent.id);
   // tasks: an agent of each tenant (seeded in the store), one finished task of B
   A.taskAgent = addAgent(srv, A.id, { name: 'alpha-worker', role: 'analyst', capabilities: ['analysis'] });
   A.gate = addAgent(srv, A.id, { name: 'alpha-gated', role: 'analyst', autonomy: 'approval_required' });
@@ -156,8 +165,8 @@ function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
     B.provider.id, B.provider.name, B.config.id, B.config.name, B.server.id, B.server.name, 'bravo-secret',
-    B.agent.id, B.agent.name, B.taskAgent, B.task.id,
-    'bravo-worker', 'Bravo confidential objective', B.memAgent, B.memAgent2, B.memory.id,
+    B.agent.id, B.agent.name, B.agent2.id, B.group.id, B.group.name, B.rel.id, B.skill.id, B.skill.skill_name,
+    B.taskAgent, B.task.id, 'bravo-worker', 'Bravo confidential objective', B.memAgent, B.memAgent2, B.memory.id,
     B.memory.content, B.entity.id, B.entity.name, 'bravo-secret-context']
     .filter(Boolean);
 }
@@ -217,6 +226,30 @@ async function mkAgent(tid, action, name) {
   return body;
 }
 
+async function mkGroup(tid, members, name) {
+  const g = await srv.request('POST', `/api/v1/tenants/${tid}/agent-groups`, {
+    body: { name: name || `own-group-${++seq}`, goal: 'probe', members },
+  });
+  assert.equal(g.status, 201, g.text);
+  return g.body;
+}
+
+async function mkRel(tid, from, to, type = 'collaborates_with') {
+  const r = await srv.request('POST', `/api/v1/tenants/${tid}/agent-relationships`, {
+    body: { from_agent_id: from, to_agent_id: to, relationship_type: type },
+  });
+  assert.equal(r.status, 201, r.text);
+  return r.body;
+}
+
+async function mkSkill(tid, agentId, name) {
+  const r = await srv.request('POST', `/api/v1/tenants/${tid}/agents/${agentId}/skills`, {
+    body: { skill_name: name || `own-skill-${++seq}`, proficiency: 0.4 },
+  });
+  assert.equal(r.status, 201, r.text);
+  return r.body;
+}
+
 function fill(path, ids) {
   return path.replace(/\{(\w+)\}/g, (_, name) => {
     assert.ok(ids[name], `no id for {${name}} in ${path}`);
@@ -230,6 +263,15 @@ async function validHeaders(route, key) {
   if (route.action !== 'mcp.session.delete') return {};
   const init = await srv.request('POST', '/mcp', { key, body: validBody({ action: 'mcp.call' }, {}) });
   return { 'mcp-session-id': init.headers.get('mcp-session-id') || '0'.repeat(32) };
+}
+
+// The next unused pair of A's pool of agents.
+let pairs = 0;
+function poolPair() {
+  let k = pairs++, i = 0;
+  while (i < A.pool.length - 1 && k >= A.pool.length - 1 - i) { k -= A.pool.length - 1 - i; i++; }
+  assert.ok(i < A.pool.length - 1, 'A.pool is too small for the relationship probes');
+  return { from_agent_id: A.pool[i], to_agent_id: A.pool[i + 1 + k] };
 }
 
 // A valid body for a mutating route (a stronger probe than {}).
@@ -266,6 +308,13 @@ function validBody(route, ctx) {
     case 'knowledge.learn': return { entity_type: 'probe', name: `probe ${n}`, attributes: { n } };
     case 'knowledge.relate':
       return { from: { entity_type: 'probe', name: `from ${n}` }, to: { entity_type: 'probe', name: `to ${n}` }, relation_type: 'related_to' };
+    case 'agent.skill.create': return { skill_name: `probe-skill-${n}`, learned_from: 'observation' };
+    case 'agent.skill.update': return { proficiency: 0.8 };
+    case 'agent_group.create': return { name: `probe-group-${n}`, goal: 'probe', escalation_rules: { min_confidence: 0.6, on_failure: true } };
+    case 'agent_group.update': return { goal: `probe ${n}` };
+    case 'agent.relationship.create': // pairs of A's pool, each used once
+      return A.pool ? { ...poolPair(), relationship_type: 'collaborates_with' } : {};
+    case 'agent.relationship.update': return { trust_level: 0.9, communication_style: 'async' };
     case 'llm.private_provider.create':
       return { name: `probe-${n}`, base_url: 'http://10.0.0.1/v1', models: ['probe-model'] };
     default: return route.method === 'POST' || route.method === 'PATCH' ? {} : undefined;
@@ -315,6 +364,9 @@ async function snapshotB() {
     memories: (await get(`/api/v1/tenants/${B.id}/agents/${B.memAgent}/memory?limit=500`, B.keys.tenant_admin)).data
       .map((m) => ({ ...m, access_count: 'ignored', last_accessed_at: 'ignored' })),
     graph: await get(`/api/v1/tenants/${B.id}/knowledge/graph?as_of=2999-01-01T00:00:00Z`, B.keys.tenant_admin),
+    groups: (await get(`/api/v1/tenants/${B.id}/agent-groups?limit=500`, B.keys.tenant_admin)).data,
+    relationships: (await get(`/api/v1/tenants/${B.id}/agent-relationships?limit=500`, B.keys.tenant_admin)).data,
+    skills: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent.id}/skills`, B.keys.tenant_admin)).data,
   };
 }
 
@@ -360,8 +412,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
   const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id,
-    agent_id: B.agent.id, version: '1', task_id: B.task.id, server_id: B.server.id, tool: 'list_agents',
-    memory_id: B.memory.id, entity_id: B.entity.id, conversation_id: 'sec-conv' };
+    agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id,
+    server_id: B.server.id, tool: 'list_agents', memory_id: B.memory.id, entity_id: B.entity.id, conversation_id: 'sec-conv' };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -378,7 +430,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
       // exactly the answer for a tenant that does not exist
       const ghost = fill(route.path, {
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
-        config_id: randomUUID(), agent_id: randomUUID(), version: '1', task_id: randomUUID(),
+        config_id: randomUUID(), agent_id: randomUUID(), version: '1', group_id: randomUUID(),
+        relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID(),
         server_id: randomUUID(), tool: 'list_agents', memory_id: randomUUID(), entity_id: randomUUID(),
         conversation_id: 'sec-conv',
       });
@@ -413,14 +466,15 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|task_id|server_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|group_id|relationship_id|skill_id|task_id|server_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', task_id: B.task.id, server_id: B.server.id, tool: 'list_agents' });
-      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), agent_id: randomUUID(), version: '1', task_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents' });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id, server_id: B.server.id, tool: 'list_agents' });
+      const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), agent_id: randomUUID(), version: '1',
+        group_id: randomUUID(), relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents' });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -435,7 +489,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.task.id, B.server.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.group.id, B.rel.id, B.skill.id, B.task.id, B.server.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -477,12 +531,16 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const memRoute = /\/agents\/\{agent_id\}\/(memory|context)/.test(route.path);
       const agent = memRoute ? { id: A.memAgent }
         : mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
+      const group = mutating && route.path.includes('{group_id}') ? await mkGroup(A.id, [agent.id]) : A.group;
+      const rel = mutating && route.path.includes('{relationship_id}')
+        ? await mkRel(A.id, (await mkAgent(A.id, 'create')).id, agent.id) : A.rel;
+      const skill = mutating && route.path.includes('{skill_id}') ? await mkSkill(A.id, agent.id) : A.skill;
       // a forget or delete gets a memory or entity of its own
       const memory = mutating && route.path.includes('{memory_id}') ? await mkMemory(A.id, A.memAgent, `own ${++seq}`) : A.memory;
       const entity = mutating && route.path.includes('{entity_id}') ? await mkEntity(A.id, `own ${++seq}`) : A.entity;
       const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id,
-        agent_id: agent.id, version: '1', task_id: task?.id, server_id: server?.id, tool: 'list_agents',
-        memory_id: memory.id, entity_id: entity.id, conversation_id: 'sec-conv' });
+        agent_id: agent.id, version: '1', group_id: group.id, relationship_id: rel.id, skill_id: skill.id, task_id: task?.id,
+        server_id: server?.id, tool: 'list_agents', memory_id: memory.id, entity_id: entity.id, conversation_id: 'sec-conv' });
       const r = await srv.request(route.method, path, {
         key: A.keys[role], body: validBody(route, {}), headers: await validHeaders(route, A.keys[role]),
       });

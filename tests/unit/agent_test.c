@@ -6,7 +6,10 @@
 
 #include <jansson.h>
 
+#include <sys/stat.h>
+
 #include "audit/audit.h"
+#include "cmd/demo.h"
 #include "core/id.h"
 #include "orch/agent.h"
 
@@ -139,6 +142,19 @@ static void test_versions_are_immutable(void **state) {
                             " created_at) VALUES (?, ?, 1, '{}', 'x')",
                             (ap_val_t[]){AP_VTEXT(TA), AP_VTEXT(id)}, 2, &err),
                      AP_ERR_CONFLICT);
+    /* … and to change one: only its state may move */
+    assert_int_equal(tu_try(db, TA, "UPDATE agent_versions SET spec = '{}' WHERE agent_id = ?",
+                            (ap_val_t[]){AP_VTEXT(id)}, 1, &err),
+                     AP_ERR_DENIED);
+    assert_int_equal(tu_try(db, TA, "UPDATE agent_versions SET version = 9 WHERE agent_id = ?",
+                            (ap_val_t[]){AP_VTEXT(id)}, 1, &err),
+                     AP_ERR_DENIED);
+    tu_exec(db, TA, "UPDATE agent_versions SET state = 'validated' WHERE agent_id = ? AND version = 1",
+            (ap_val_t[]){AP_VTEXT(id)}, 1);
+    /* the store's CHECKs back the service's checks */
+    assert_int_equal(tu_try(db, TA, "UPDATE agents SET status = 'asleep' WHERE id = ?",
+                            (ap_val_t[]){AP_VTEXT(id)}, 1, &err),
+                     AP_ERR_INVALID);
     /* a bad change leaves no new version */
     assert_int_equal(update(db, TA, id, "{\"tools\":[\"rm_rf\"]}", &err), AP_ERR_INVALID);
     assert_non_null(strstr(err.detail, "rm_rf"));
@@ -365,6 +381,42 @@ static void test_list_and_versions_pages(void **state) {
     ap_db_close(db);
 }
 
+/* The demo seed: a deployed team; a second seed (a restart whose admin
+ * key was revoked) changes nothing and writes no key. */
+static void test_demo_seed(void **state) {
+    (void)state;
+    ap_db_t *db = tu_open();
+    char dir[] = "/tmp/apdemo-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    bool created = false;
+    ap_err_t err = {0};
+    if (ap_cmd_demo_seed(db, dir, &created, path, sizeof path, &err)) fail_msg("%s", err.detail);
+    assert_true(created);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(tu_count(db, NULL,
+                              "SELECT COUNT(*) FROM agents a JOIN tenants t ON t.id = a.tenant_id"
+                              " WHERE t.slug = 'demo' AND a.status = 'deployed'"
+                              " AND a.deployed_version = 1 AND a.llm_config_id IS NULL",
+                              NULL, 0),
+                     3);
+    assert_int_equal(tu_count(db, NULL,
+                              "SELECT COUNT(*) FROM agent_relationships WHERE relationship_type"
+                              " = 'supervises'",
+                              NULL, 0),
+                     2);
+    assert_int_equal(tu_count(db, NULL, "SELECT COUNT(*) FROM agent_group_members", NULL, 0), 3);
+    unlink(path);
+    if (ap_cmd_demo_seed(db, dir, &created, path, sizeof path, &err)) fail_msg("%s", err.detail);
+    assert_false(created);
+    assert_int_not_equal(stat(path, &st), 0);
+    assert_int_equal(tu_count(db, NULL, "SELECT COUNT(*) FROM agents", NULL, 0), 3);
+    assert_int_equal(tu_count(db, NULL, "SELECT COUNT(*) FROM tenants WHERE slug = 'demo'", NULL, 0), 1);
+    rmdir(dir);
+    ap_db_close(db);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_versions_are_immutable),
@@ -372,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_validation_names_problems),
         cmocka_unit_test(test_max_agents),
         cmocka_unit_test(test_list_and_versions_pages),
+        cmocka_unit_test(test_demo_seed),
     };
     TU_RUN_BACKENDS(tests);
 }

@@ -263,14 +263,15 @@ static void check_steps(ap_db_t *db, const char *task_id) {
                      0);
 }
 
-static void run_scenario(int crash_every, int *model_calls, int64_t *steps_total) {
+static void run_scenario(int crash_every, int batch, int *model_calls, int64_t *steps_total) {
     ap_db_t *db = tu_open();
     seed_team(db);
     char id[AP_UUID_LEN];
     create_task(db, id);
     model_state_t m = {.crash_every = crash_every};
     ap_orch_loop_env_t env = {.db = db, .lease_ms = 60000, .model = counting_model,
-                              .model_ud = &m, .crash = crash_sometimes, .crash_ud = &m};
+                              .model_ud = &m, .crash = crash_sometimes, .crash_ud = &m,
+                              .batch_steps = batch};
     drain(db, &env);
     assert_int_equal(tu_count(db, TA,
                               "SELECT COUNT(*) FROM agent_tasks WHERE status = 'completed'",
@@ -299,21 +300,25 @@ static void test_delegation_runs_to_completion(void **state) {
     (void)state;
     int calls;
     int64_t steps;
-    run_scenario(0, &calls, &steps);
-    /* manager: 2 model calls; each specialist: 1 */
-    assert_int_equal(calls, 4);
-    assert_int_equal(steps, 10 + 4 + 4);
+    for (int batch = 0; batch <= 16; batch += 16) {
+        run_scenario(0, batch, &calls, &steps);
+        /* manager: 2 model calls; each specialist: 1 */
+        assert_int_equal(calls, 4);
+        assert_int_equal(steps, 10 + 4 + 4);
+    }
 }
 
 static void test_crash_at_any_point_loses_and_repeats_nothing(void **state) {
     (void)state;
     int base_calls;
     int64_t base_steps;
-    run_scenario(0, &base_calls, &base_steps);
-    for (int every = 2; every <= 6; every++) {
+    run_scenario(0, 0, &base_calls, &base_steps);
+    for (int every = 2; every <= 12; every++) {
         int calls;
         int64_t steps;
-        run_scenario(every, &calls, &steps);
+        /* one transaction per step (crashes between a model call's started
+         * and done steps), and batched steps (crashes between batches) */
+        run_scenario(every, every <= 6 ? 0 : 16, &calls, &steps);
         /* the same steps, whatever the crashes */
         assert_int_equal(steps, base_steps);
         /* a model call is made again only when the process died during it */

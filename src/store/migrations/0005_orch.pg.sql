@@ -86,3 +86,19 @@ CREATE POLICY tenant_scope ON events
            OR tenant_id = current_setting('app.tenant_id', true))
     WITH CHECK (current_setting('app.platform', true) = 'on'
            OR tenant_id = current_setting('app.tenant_id', true));
+
+-- An agent version is immutable once written; only its state may move
+-- (draft → validated).  (The SQLite part has the same rule.)
+CREATE FUNCTION agent_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.tenant_id IS DISTINCT FROM OLD.tenant_id OR NEW.agent_id IS DISTINCT FROM OLD.agent_id
+       OR NEW.version IS DISTINCT FROM OLD.version OR NEW.spec IS DISTINCT FROM OLD.spec
+       OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+        RAISE EXCEPTION 'agent versions are immutable: only state may change'
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER agent_versions_immutable BEFORE UPDATE ON agent_versions
+    FOR EACH ROW EXECUTE FUNCTION agent_versions_immutable();

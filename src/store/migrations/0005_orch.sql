@@ -16,12 +16,15 @@ CREATE TABLE agents (
     personality          TEXT NOT NULL DEFAULT '{}',
     llm_config_id        TEXT,
     memory_config        TEXT NOT NULL DEFAULT '{}',
-    autonomy_level       TEXT NOT NULL DEFAULT 'full',
-    max_delegation_depth INTEGER NOT NULL DEFAULT 2,
+    autonomy_level       TEXT NOT NULL DEFAULT 'full'
+                         CHECK (autonomy_level IN ('full', 'supervised', 'approval_required')),
+    max_delegation_depth INTEGER NOT NULL DEFAULT 2
+                         CHECK (max_delegation_depth BETWEEN 0 AND 10),
     tools                TEXT NOT NULL DEFAULT '[]',
-    -- draft | validated | deployed | running | paused | retired
-    status               TEXT NOT NULL DEFAULT 'draft',
-    version              INTEGER NOT NULL DEFAULT 1,  -- latest version
+    status               TEXT NOT NULL DEFAULT 'draft'
+                         CHECK (status IN ('draft', 'validated', 'deployed', 'running',
+                                           'paused', 'retired')),
+    version              INTEGER NOT NULL DEFAULT 1 CHECK (version >= 1),  -- latest version
     deployed_version     INTEGER,                     -- the version tasks run
     created_at           TEXT NOT NULL,
     updated_at           TEXT NOT NULL,
@@ -34,7 +37,7 @@ CREATE TABLE agent_versions (
     agent_id   TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
     version    INTEGER NOT NULL,
     spec       TEXT NOT NULL,               -- every configurable field, JSON
-    state      TEXT NOT NULL DEFAULT 'draft', -- draft | validated
+    state      TEXT NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'validated')),
     created_at TEXT NOT NULL,
     PRIMARY KEY (agent_id, version)
 );
@@ -71,16 +74,22 @@ CREATE TABLE agent_relationships (
     group_id            TEXT REFERENCES agent_groups (id) ON DELETE CASCADE,
     from_agent_id       TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
     to_agent_id         TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
-    relationship_type   TEXT NOT NULL,
-    trust_level         DOUBLE PRECISION NOT NULL DEFAULT 0.5,
-    communication_style TEXT NOT NULL DEFAULT 'sync',  -- sync | async | broadcast
+    relationship_type   TEXT NOT NULL
+                        CHECK (relationship_type IN ('supervises', 'delegates_to',
+                               'collaborates_with', 'reports_to', 'consults')),
+    trust_level         DOUBLE PRECISION NOT NULL DEFAULT 0.5
+                        CHECK (trust_level >= 0 AND trust_level <= 1),
+    communication_style TEXT NOT NULL DEFAULT 'sync'
+                        CHECK (communication_style IN ('sync', 'async', 'broadcast')),
     handoff_rules       TEXT NOT NULL DEFAULT '{}',
     created_at          TEXT NOT NULL,
     updated_at          TEXT NOT NULL,
+    CHECK (from_agent_id <> to_agent_id),
     UNIQUE (from_agent_id, to_agent_id, relationship_type)
 );
 CREATE INDEX agent_relationships_from ON agent_relationships (tenant_id, from_agent_id);
 CREATE INDEX agent_relationships_to ON agent_relationships (tenant_id, to_agent_id);
+CREATE INDEX agent_relationships_group ON agent_relationships (tenant_id, group_id);
 
 -- A task.  status: queued | thinking | executing | waiting_input |
 -- delegated | reviewing | completed | failed | cancelled.
@@ -184,10 +193,13 @@ CREATE TABLE agent_skills (
     tenant_id    TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     agent_id     TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
     skill_name   TEXT NOT NULL,
-    proficiency  DOUBLE PRECISION NOT NULL DEFAULT 0.5,
-    times_used   INTEGER NOT NULL DEFAULT 0,
-    success_rate DOUBLE PRECISION NOT NULL DEFAULT 0,
-    learned_from TEXT NOT NULL DEFAULT 'training',
+    proficiency  DOUBLE PRECISION NOT NULL DEFAULT 0.5
+                 CHECK (proficiency >= 0 AND proficiency <= 1),
+    times_used   INTEGER NOT NULL DEFAULT 0 CHECK (times_used >= 0),
+    success_rate DOUBLE PRECISION NOT NULL DEFAULT 0
+                 CHECK (success_rate >= 0 AND success_rate <= 1),
+    learned_from TEXT NOT NULL DEFAULT 'training'
+                 CHECK (learned_from IN ('training', 'observation', 'practice', 'feedback')),
     examples     TEXT NOT NULL DEFAULT '[]',
     last_used_at TEXT,
     created_at   TEXT NOT NULL,

@@ -6,6 +6,8 @@
 //   dropped again on stop().
 // - AP_TEST_EXTERNAL_URL + AP_TEST_EXTERNAL_KEY point the tests at an
 //   existing deployment instead (nothing is started or stopped then).
+// - The demo team (docs/agents.md) is off unless a test passes
+//   env: { AP_DEMO: '1' }, so counts of tenants and audit entries hold.
 // - stop() sends SIGTERM and asserts a clean exit (the sanitizer build
 //   exits non-zero on a leak) and that no log line holds an API key.
 import { spawn, execFileSync } from 'node:child_process';
@@ -43,7 +45,7 @@ export async function startServer({ env = {}, args = [], dataDir, db: reuseDb } 
     extra.push('--database-url', pgUrlFor(db));
   }
   const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir,
-    ...extra, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    ...extra, ...args], { env: { ...process.env, AP_DEMO: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs = [];
   const raw = [];
   let buf = '';
