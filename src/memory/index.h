@@ -77,6 +77,12 @@ typedef double (*ap_mem_score_fn)(const ap_mem_meta_t *m, float similarity, void
 int ap_mem_index_search(ap_mem_index_t *ix, const char *key, const float *query, int dim, int k,
                         ap_mem_filter_fn filter, ap_mem_score_fn score, void *ud,
                         ap_mem_hit_t *out);
+/* The same, for a score known to be at most bound_w * max(similarity, 0)
+ * + bound_extra: entries that cannot reach the k-th best are not scored
+ * (bound_w 0: no bound). */
+int ap_mem_index_search_bounded(ap_mem_index_t *ix, const char *key, const float *query, int dim,
+                                int k, ap_mem_filter_fn filter, ap_mem_score_fn score, void *ud,
+                                double bound_w, double bound_extra, ap_mem_hit_t *out);
 /* Entries in a partition (-1 when not loaded). */
 int ap_mem_index_size(ap_mem_index_t *ix, const char *key);
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Agent memory through the API: loads BENCH_MEMORIES (default 100000)
+# memories into one agent with the builtin embedder, then measures recall
+# (POST …/memory:recall, limit 10) with wrk.  Appends "## Agent memory" to
+# bench/RESULTS.md.  The pure vector-index benchmark is bench/vec.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+N=${BENCH_MEMORIES:-100000}
+DUR=${BENCH_SECONDS:-10}
+CONNS=${BENCH_MEMORY_CONNECTIONS:-8}
+DATA="$(mktemp -d /tmp/agentprov-membench.XXXXXX)"
+cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; sleep 0.5; rm -rf "$DATA"; }
+trap cleanup EXIT
+make --no-print-directory agentprov >/dev/null
+eval "$(BENCH_LOG_LEVEL=warn node bench/setup.mjs ./agentprov "$DATA/d" "$DATA/server.log")"
+AGENT=$(node -e 'console.log(crypto.randomUUID())')
+NOW=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+sqlite3 -cmd ".timeout 10000" "$DATA/d/agentprov.db" \
+  "INSERT INTO agents (id, tenant_id, name, role, created_at, updated_at) VALUES ('$AGENT', '$TENANT', 'bench-agent', 'worker', '$NOW', '$NOW');"
+eval "$(node bench/memory/load.mjs "$URL" "$TENANT" "$AGENT" "$KEY" "$N" "$DATA/vocab")"
+RSS_LOADED=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+# the first recall loads the agent's partition of the index from the database
+T0=$(date +%s%N)
+curl -sf -o /dev/null -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
+  -d '{"query":"warm up"}' "$URL/api/v1/tenants/$TENANT/agents/$AGENT/memory:recall"
+COLD_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
+export PATH_RECALL="/api/v1/tenants/$TENANT/agents/$AGENT/memory:recall" VOCAB="$DATA/vocab"
+OUT=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s bench/memory/recall.lua -H "Authorization: Bearer $KEY" "$URL")
+RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$OUT")
+P50=$(awk '$1=="50%" {print $2}' <<<"$OUT")
+P90=$(awk '$1=="90%" {print $2}' <<<"$OUT")
+P99=$(awk '$1=="99%" {print $2}' <<<"$OUT")
+ERRS=$(grep -h "Non-2xx" <<<"$OUT" || true)
+{
+  echo "## Agent memory"
+  echo
+  echo "Written by \`make bench\` (bench/memory/run.sh) on $(date -u +%Y-%m-%dT%H:%MZ); same machine and server as above (log level warn)."
+  echo
+  echo "- Load: $N memories into one agent through \`POST /api/v1/tenants/{t}/agents/{a}/memory\` (16 in flight; builtin embedder, 384 dimensions; each a row, its embedding and an audit entry): $REMEMBER_PER_S remember/s."
+  echo "- First recall after the load: ${COLD_MS} ms (loads the agent's index partition from the database)."
+  echo "- Recall: \`wrk -t2 -c$CONNS -d${DUR}s --latency -s bench/memory/recall.lua\` — \`POST …/memory:recall\` with three random vocabulary words, limit 10: embed the query, exact scan of the $N vectors with filters and the blended score, re-read and count the 10 hits in one write transaction."
+  echo
+  echo "| memories | recall req/s | p50 | p90 | p99 | RSS after load | RSS after recall |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '| %s | %s | %s | %s | %s | %s MB | %s MB |\n' "$N" "$RPS" "$P50" "$P90" "$P99" \
+    "$(awk "BEGIN{printf \"%.0f\", $RSS_LOADED/1024}")" "$(awk "BEGIN{printf \"%.0f\", $RSS_AFTER/1024}")"
+  echo
+  echo "Target: recall p99 ≤ 10 ms at 100k memories with the builtin embedder."
+  [ -z "$ERRS" ] || echo "Non-2xx responses: $ERRS"
+} >>bench/RESULTS.md
