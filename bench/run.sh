@@ -79,3 +79,9 @@ if [ "${BENCH_SKIP_GATEWAY:-0}" != 1 ]; then
   bash bench/gateway.sh >/dev/null
 fi
 cat bench/RESULTS.md
+# agent memory through the API (bench/memory/run.sh) appends "## Agent
+# memory"; BENCH_SKIP_MEMORY=1 leaves it out
+if [ "${BENCH_SKIP_MEMORY:-0}" != 1 ]; then
+  echo >>bench/RESULTS.md
+  bash bench/memory/run.sh
+fi

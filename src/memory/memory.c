@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
@@ -718,26 +719,40 @@ static ap_rc recall_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const cha
     json_t *data = json_array();
     char now[AP_TIME_LEN];
     ap_time_format(f.now, now);
-    for (int h = 0; h < n && !rc; h++) {
-        if (hits[h].similarity < f.min_similarity) break;
+    while (n > 0 && hits[n - 1].similarity < f.min_similarity) n--;
+    if (n > 0) {
+        /* one statement counts every hit; the rows come back in any order */
+        ap_buf_t sql;
+        ap_buf_init(&sql, 0);
+        ap_buf_puts(&sql, "UPDATE agent_memories SET access_count = access_count + 1,"
+                          " last_accessed_at = ? WHERE tenant_id = ? AND agent_id = ?"
+                          " AND status = 'active' AND id IN (?");
+        for (int h = 1; h < n; h++) ap_buf_puts(&sql, ", ?");
+        ap_buf_puts(&sql, ") RETURNING " MEM_COLS);
+        ap_val_t *p = ap_arena_alloc(a, sizeof *p * (size_t)(n + 3));
+        p[0] = AP_VTEXT(now);
+        p[1] = AP_VTEXT(tenant);
+        p[2] = AP_VTEXT(agent);
+        for (int h = 0; h < n; h++) p[h + 3] = AP_VTEXT(hits[h].id);
         ap_rows_t rows;
-        ap_val_t p[] = {AP_VTEXT(now), AP_VTEXT(tenant), AP_VTEXT(agent), AP_VTEXT(hits[h].id)};
-        rc = ap_tx_query(tx,
-                         "UPDATE agent_memories SET access_count = access_count + 1,"
-                         " last_accessed_at = ? WHERE tenant_id = ? AND agent_id = ? AND id = ?"
-                         " AND status = 'active' RETURNING " MEM_COLS,
-                         p, 4, &rows, err);
-        if (rc || !rows.nrows) continue; /* forgotten meanwhile */
-        json_t *o = mem_json(&rows, 0);
-        json_t *parts;
-        ap_mem_meta_t mt = meta_of(&rows, 0);
-        /* the score as ranked (before this access) */
-        double sc = blend(hits[h].similarity, mt.importance, mt.created_ms, mt.access_count - 1,
-                          f.now, &parts);
-        json_object_set_new(o, "similarity", json_real(hits[h].similarity));
-        json_object_set_new(o, "score", json_real(sc));
-        json_object_set_new(o, "score_parts", parts);
-        json_array_append_new(data, o);
+        rc = ap_tx_query(tx, sql.p, p, n + 3, &rows, err);
+        ap_buf_free(&sql);
+        for (int h = 0; h < n && !rc; h++) {
+            int row = -1; /* forgotten meanwhile: no row */
+            for (int r = 0; r < rows.nrows && row < 0; r++)
+                if (!strcmp(ap_rows_get(&rows, r, "id"), hits[h].id)) row = r;
+            if (row < 0) continue;
+            json_t *o = mem_json(&rows, row);
+            json_t *parts;
+            ap_mem_meta_t mt = meta_of(&rows, row);
+            /* the score as ranked (before this access) */
+            double sc = blend(hits[h].similarity, mt.importance, mt.created_ms,
+                              mt.access_count - 1, f.now, &parts);
+            json_object_set_new(o, "similarity", json_real(hits[h].similarity));
+            json_object_set_new(o, "score", json_real(sc));
+            json_object_set_new(o, "score_parts", parts);
+            json_array_append_new(data, o);
+        }
     }
     if (!rc) rc = ap_tx_commit(tx, err);
     if (rc) {
