@@ -15,6 +15,13 @@
  *    with the float vectors.  The quantisation error of a cosine is about
  *    0.005, far inside the over-fetch, so the result is the exact one in
  *    practice.
+ * 5. A partition of AP_MEM_HNSW_MIN live entries or more also gets an HNSW
+ *    graph (src/vec), built in the background by ap_mem_index_build: the
+ *    entries are copied under the lock, the graph is built without it,
+ *    and the changes made meanwhile (a log kept while `building`) are
+ *    replayed before it is installed.  Once installed, its approximate
+ *    search gives the 4k + 32 candidates instead of the int8 scan; they
+ *    are re-scored the same way.
  */
 #include "memory/index.h"
 
@@ -30,11 +37,23 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "vec/vec.h"
+
+typedef struct pending {
+    struct pending *next;
+    char id[AP_UUID_LEN];
+    float *vec; /* NULL: a removal */
+} pending_t;
 
 struct ap_mem_part {
     struct ap_mem_part *next;
     char *key;
     bool loaded;
+    ap_vec_t *hnsw;         /* NULL until built */
+    bool building;          /* a build copied the entries and is running */
+    unsigned gen;           /* bumped by every reload and build start */
+    bool hnsw_failed;       /* a build failed: scan only, do not retry */
+    pending_t *log, **tail; /* changes since the copy, oldest first */
     int dim;
     int n, cap;
     ap_mem_meta_t *meta;
@@ -52,6 +71,7 @@ static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b, int dim);
 
 struct ap_mem_index {
     pthread_rwlock_t lock;
+    int hnsw_min; /* live entries from which a partition gets a graph */
     int32_t (*dot_i8)(const int8_t *a, const int8_t *b, int dim); /* best for this CPU */
     ap_mem_part_t **buckets;
     size_t nbuckets;
@@ -69,6 +89,7 @@ ap_mem_index_t *ap_mem_index_new(void) {
     ix->nbuckets = 1024;
     ix->buckets = ap_calloc(ix->nbuckets, sizeof *ix->buckets);
     ix->dot_i8 = dot_i8;
+    ix->hnsw_min = AP_MEM_HNSW_MIN;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) ix->dot_i8 = dot_i8_avx2;
@@ -76,7 +97,41 @@ ap_mem_index_t *ap_mem_index_new(void) {
     return ix;
 }
 
+static void log_free(ap_mem_part_t *p) {
+    while (p->log) {
+        pending_t *x = p->log;
+        p->log = x->next;
+        ap_free(x->vec);
+        ap_free(x);
+    }
+    p->tail = &p->log;
+}
+
+static void log_add(ap_mem_part_t *p, const char *id, const float *vec) {
+    pending_t *x = ap_calloc(1, sizeof *x);
+    snprintf(x->id, sizeof x->id, "%s", id);
+    if (vec) {
+        x->vec = ap_malloc(sizeof *x->vec * (size_t)p->dim);
+        memcpy(x->vec, vec, sizeof *x->vec * (size_t)p->dim);
+    }
+    if (!p->tail) p->tail = &p->log;
+    *p->tail = x;
+    p->tail = &x->next;
+}
+
+/* Keeps the graph (or the log of a running build) in step with a change. */
+static void graph_note(ap_mem_part_t *p, const char *id, const float *vec) {
+    if (p->building) log_add(p, id, vec);
+    if (!p->hnsw) return;
+    if (vec)
+        ap_vec_add(p->hnsw, 0, id, vec, NULL);
+    else
+        ap_vec_delete(p->hnsw, 0, id, NULL);
+}
+
 static void part_free(ap_mem_part_t *p) {
+    log_free(p);
+    ap_vec_release(p->hnsw);
     ap_free(p->key);
     ap_free(p->meta);
     ap_free(p->vecs);
@@ -168,8 +223,10 @@ static bool part_put(ap_mem_part_t *p, const ap_mem_meta_t *m, const float *vec,
     int s = slot_of(p, m->id, &found);
     if (found) {
         set_entry(p, p->slots[s] - 1, m, vec);
+        graph_note(p, m->id, vec);
         return true;
     }
+    graph_note(p, m->id, vec);
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 64;
         p->meta = ap_realloc(p->meta, (size_t)p->cap * sizeof *p->meta);
@@ -193,6 +250,7 @@ static void part_remove(ap_mem_part_t *p, const char *id) {
     bool found;
     int s = slot_of(p, id, &found);
     if (!found) return;
+    graph_note(p, id, NULL);
     int e = p->slots[s] - 1;
     p->slots[s] = -1;
     int last = p->n - 1;
@@ -234,6 +292,11 @@ ap_rc ap_mem_index_ensure(ap_mem_index_t *ix, const char *key, ap_mem_loader_fn 
         p->scales = NULL;
         p->slots = NULL;
         p->n = p->cap = p->dim = p->nslots = p->used = 0;
+        ap_vec_release(p->hnsw);
+        p->hnsw = NULL;
+        log_free(p); /* a running build sees another gen and gives up */
+        p->building = false;
+        p->gen++;
         rc = load(ud, p, err);
         p->loaded = rc == AP_OK;
     }
@@ -354,7 +417,13 @@ __attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, cons
 }
 #endif
 
-typedef int32_t (*dot_i8_fn)(const int8_t *a, const int8_t *b, int dim);
+typedef struct {
+    ap_mem_part_t *p;
+    ap_mem_filter_fn filter;
+    void *ud;
+} graph_filter_t;
+
+static bool graph_filter(uint64_t label, const char *id, void *arg);
 
 typedef struct {
     int e;
@@ -384,7 +453,31 @@ int ap_mem_index_search_bounded(ap_mem_index_t *ix, const char *key, const float
     float qs = quantize(query, dim, qc);
     pthread_rwlock_rdlock(&ix->lock);
     ap_mem_part_t *p = part_find(ix, key, false);
-    if (p && p->loaded && p->dim == dim) {
+    if (p && p->loaded && p->dim == dim && p->hnsw) {
+        /* candidates from the graph, filtered by the caller's filter */
+        graph_filter_t gf = {p, filter, ud};
+        ap_vec_hit_t *vh = ap_malloc(sizeof *vh * (size_t)r);
+        size_t nh = 0;
+        ap_vec_query_opts_t qo = {.ef = (uint32_t)(r > 64 ? r : 64), .filter = graph_filter,
+                                  .filter_arg = &gf};
+        if (ap_vec_search(p->hnsw, query, (size_t)r, &qo, vh, &nh, NULL)) nh = 0;
+        cand_t *best = ap_malloc(sizeof *best * (size_t)k);
+        for (size_t i = 0; i < nh; i++) {
+            bool found;
+            int sl = slot_of(p, vh[i].id, &found);
+            if (!found) continue;
+            int e = p->slots[sl] - 1;
+            float dot = dot_product(p->vecs + (size_t)e * dim, query, dim);
+            keep(best, &n, k, (cand_t){e, dot, score ? score(&p->meta[e], dot, ud) : dot});
+        }
+        for (int i = 0; i < n; i++) {
+            memcpy(out[i].id, p->meta[best[i].e].id, sizeof out[i].id);
+            out[i].similarity = best[i].sim;
+            out[i].score = best[i].score;
+        }
+        ap_free(best);
+        ap_free(vh);
+    } else if (p && p->loaded && p->dim == dim) {
         int nc = 0;
         for (int e = 0; e < p->n; e++) {
             const ap_mem_meta_t *m = &p->meta[e];
@@ -413,6 +506,89 @@ int ap_mem_index_search_bounded(ap_mem_index_t *ix, const char *key, const float
     ap_free(c);
     ap_free(qc);
     return n;
+}
+
+static bool graph_filter(uint64_t label, const char *id, void *arg) {
+    (void)label;
+    const graph_filter_t *g = arg;
+    bool found;
+    int sl = id ? slot_of(g->p, id, &found) : -1;
+    if (!id || !found) return false;
+    return !g->filter || g->filter(&g->p->meta[g->p->slots[sl] - 1], g->ud);
+}
+
+void ap_mem_index_set_hnsw_min(ap_mem_index_t *ix, int n) {
+    pthread_rwlock_wrlock(&ix->lock);
+    ix->hnsw_min = n > 0 ? n : AP_MEM_HNSW_MIN;
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+bool ap_mem_index_wants_build(ap_mem_index_t *ix, const char *key) {
+    pthread_rwlock_rdlock(&ix->lock);
+    ap_mem_part_t *p = part_find(ix, key, false);
+    bool want = p && p->loaded && !p->hnsw && !p->building && !p->hnsw_failed &&
+                p->n >= ix->hnsw_min;
+    pthread_rwlock_unlock(&ix->lock);
+    return want;
+}
+
+/* Builds one graph; false when no partition needs one. */
+static bool build_one(ap_mem_index_t *ix, int *installed) {
+    pthread_rwlock_wrlock(&ix->lock);
+    ap_mem_part_t *p = NULL;
+    for (size_t b = 0; b < ix->nbuckets && !p; b++)
+        for (ap_mem_part_t *q = ix->buckets[b]; q && !p; q = q->next)
+            if (q->loaded && !q->hnsw && !q->building && !q->hnsw_failed && q->n >= ix->hnsw_min)
+                p = q;
+    if (!p) {
+        pthread_rwlock_unlock(&ix->lock);
+        return false;
+    }
+    /* copy the entries; changes from now on go to the log */
+    p->building = true;
+    unsigned gen = ++p->gen;
+    int n = p->n, dim = p->dim;
+    char(*ids)[AP_UUID_LEN] = ap_malloc(sizeof *ids * (size_t)n);
+    float *vecs = ap_malloc(sizeof *vecs * (size_t)n * (size_t)dim);
+    for (int e = 0; e < n; e++) memcpy(ids[e], p->meta[e].id, AP_UUID_LEN);
+    memcpy(vecs, p->vecs, sizeof *vecs * (size_t)n * (size_t)dim);
+    pthread_rwlock_unlock(&ix->lock);
+
+    ap_vec_params_t vp = ap_vec_params_default((uint32_t)dim);
+    vp.ef_construction = 100;
+    ap_vec_t *g = NULL;
+    bool ok = ap_vec_new(&vp, NULL, &g, NULL) == AP_OK;
+    for (int e = 0; ok && e < n; e++) ok = ap_vec_add(g, 0, ids[e], vecs + (size_t)e * dim, NULL) == AP_OK;
+    ap_free(ids);
+    ap_free(vecs);
+
+    pthread_rwlock_wrlock(&ix->lock);
+    if (ok && p->building && p->gen == gen) {
+        for (pending_t *x = p->log; x; x = x->next) {
+            if (x->vec)
+                ap_vec_add(g, 0, x->id, x->vec, NULL);
+            else
+                ap_vec_delete(g, 0, x->id, NULL);
+        }
+        p->hnsw = g;
+        g = NULL;
+        (*installed)++;
+    }
+    if (p->gen == gen) {
+        log_free(p);
+        p->building = false;
+        if (!ok) p->hnsw_failed = true;
+    }
+    pthread_rwlock_unlock(&ix->lock);
+    ap_vec_release(g);
+    return true;
+}
+
+int ap_mem_index_build(ap_mem_index_t *ix) {
+    int installed = 0;
+    while (build_one(ix, &installed)) {
+    }
+    return installed;
 }
 
 int ap_mem_index_size(ap_mem_index_t *ix, const char *key) {

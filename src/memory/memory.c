@@ -177,6 +177,12 @@ static void enqueue(ap_mem_t *m, const char *tenant, const char *agent) {
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Queues the build of HNSW graphs when the partition has grown enough
+ * (the job with tenant "#"). */
+static void want_graph(ap_mem_t *m, const char *key) {
+    if (ap_mem_index_wants_build(m->ix, key)) enqueue(m, "#", "#");
+}
+
 /* ---------- helpers ---------- */
 
 typedef struct {
@@ -482,6 +488,7 @@ static ap_rc ensure_index(ap_mem_t *m, ap_tx_t *tx, const char *tenant, const ch
     load_ctx_t l = {m, tx, tenant, agent, c->sig, 0};
     ap_rc rc = ap_mem_index_ensure(m->ix, c->key, loader, &l, err);
     if (!rc && l.stale) enqueue(m, tenant, agent);
+    if (!rc) want_graph(m, c->key);
     return rc;
 }
 
@@ -626,6 +633,7 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
     if (!strcmp(c2.sig, sig)) {
         ap_mem_meta_t mt = meta_of(&rows, 0);
         ap_mem_index_put(m->ix, c2.key, &mt, vecs[0], dim);
+        want_graph(m, c2.key);
     }
     *out = mem_json(&rows, 0);
     return AP_OK;
@@ -1454,8 +1462,10 @@ static void warm_all(ap_mem_t *m) {
 }
 
 static int run_job(ap_mem_t *m, job_t *j) {
-    if (!j->tenant[0]) { /* the warm-up job */
-        warm_all(m);
+    if (!j->tenant[0] || j->tenant[0] == '#') { /* the warm-up; graph builds */
+        if (!j->tenant[0]) warm_all(m);
+        int g = ap_mem_index_build(m->ix);
+        if (g) ap_log(AP_LOG_INFO, "memory index graphs built", "{s:i}", "graphs", g);
         ap_free(j);
         return 0;
     }
