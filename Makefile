@@ -28,7 +28,7 @@ FUZZ_SRC   := $(sort $(wildcard tests/fuzz/*_fuzz.c))
 
 -include $(REL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
-.PHONY: FORCE all run test deps test-deps unit e2e bench fuzz lint clean
+.PHONY: FORCE all run test deps test-deps unit e2e bench bench-vec fuzz lint clean
 
 all: agentprov
 
@@ -114,6 +114,11 @@ fuzz:
 
 bench: test-deps agentprov
 	bash bench/run.sh
+
+# The vector index against hnswlib alone (make bench runs it too, unless
+# BENCH_SKIP_VEC=1); writes the "Vector index" section of bench/RESULTS.md.
+bench-vec:
+	bash bench/vec/run.sh
 
 clean:
 	rm -rf build agentprov

@@ -7,7 +7,9 @@
  *    shared).  Search is an exact scan: cosine of the query with every
  *    vector (vectors are unit length, so a dot product), the caller's
  *    filter, then the caller's score, keeping the best k.  The interface
- *    is small so an approximate index (src/vec HNSW) can replace the scan.
+ *    is small; a partition of AP_MEM_HNSW_MIN entries or more also gets an
+ *    HNSW graph (src/vec, built in the background) that replaces the scan
+ *    for choosing candidates (index.c explains).
  * 2. Partitions are loaded lazily from the database (the caller's loader
  *    runs once per partition, under the write lock, so a put that races a
  *    load is never lost) and kept in sync by put/remove after commits.
@@ -24,6 +26,9 @@
 
 #include "core/err.h"
 #include "core/id.h"
+
+/* Live entries from which a partition also gets an HNSW graph (src/vec). */
+#define AP_MEM_HNSW_MIN 20000
 
 typedef struct {
     char id[AP_UUID_LEN];
@@ -77,6 +82,21 @@ typedef double (*ap_mem_score_fn)(const ap_mem_meta_t *m, float similarity, void
 int ap_mem_index_search(ap_mem_index_t *ix, const char *key, const float *query, int dim, int k,
                         ap_mem_filter_fn filter, ap_mem_score_fn score, void *ud,
                         ap_mem_hit_t *out);
+/* The same, for a score known to be at most bound_w * max(similarity, 0)
+ * + bound_extra: entries that cannot reach the k-th best are not scored
+ * (bound_w 0: no bound). */
+int ap_mem_index_search_bounded(ap_mem_index_t *ix, const char *key, const float *query, int dim,
+                                int k, ap_mem_filter_fn filter, ap_mem_score_fn score, void *ud,
+                                double bound_w, double bound_extra, ap_mem_hit_t *out);
+/* Builds the HNSW graph of every loaded partition that has reached the
+ * threshold and has none, one after the other, without holding the index
+ * lock while building (a background thread calls it).  Returns how many
+ * graphs were installed. */
+int ap_mem_index_build(ap_mem_index_t *ix);
+/* Whether the partition has reached the threshold and has no graph. */
+bool ap_mem_index_wants_build(ap_mem_index_t *ix, const char *key);
+/* Tests: another threshold (n <= 0: the default). */
+void ap_mem_index_set_hnsw_min(ap_mem_index_t *ix, int n);
 /* Entries in a partition (-1 when not loaded). */
 int ap_mem_index_size(ap_mem_index_t *ix, const char *key);
 

@@ -15,6 +15,9 @@
  *    counters, so a memory forgotten a moment ago cannot come back.
  * 4. Embeddings are stored as base64 of little-endian float32 (text, the
  *    same on both backends).
+ * 5. At start the worker first loads the partition of every agent that has
+ *    memories (the warm-up), so a restarted node answers its first recall
+ *    at full speed; until then a recall loads its partition itself.
  */
 #include "memory/memory.h"
 
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
@@ -120,7 +124,10 @@ ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err) {
     m->ix = ap_mem_index_new();
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    if (!o->no_worker) m->has_worker = pthread_create(&m->worker, NULL, worker_main, m) == 0;
+    if (!o->no_worker) {
+        m->jobs = ap_calloc(1, sizeof *m->jobs); /* first: the warm-up (empty ids) */
+        m->has_worker = pthread_create(&m->worker, NULL, worker_main, m) == 0;
+    }
     *out = m;
     return AP_OK;
 }
@@ -168,6 +175,12 @@ static void enqueue(ap_mem_t *m, const char *tenant, const char *agent) {
     *pp = j;
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
+}
+
+/* Queues the build of HNSW graphs when the partition has grown enough
+ * (the job with tenant "#"). */
+static void want_graph(ap_mem_t *m, const char *key) {
+    if (ap_mem_index_wants_build(m->ix, key)) enqueue(m, "#", "#");
 }
 
 /* ---------- helpers ---------- */
@@ -368,11 +381,12 @@ static int64_t ms_of(const char *t) {
 static double recency(int64_t created_ms, int64_t now) {
     double days = (double)(now - created_ms) / 86400000.0;
     if (days < 0) days = 0;
-    return pow(0.5, days / AP_MEM_RECENCY_HALF_LIFE_DAYS);
+    return exp2(-days / AP_MEM_RECENCY_HALF_LIFE_DAYS); /* 0.5 ^ (days / half-life) */
 }
 
 static double access_part(int64_t n) {
-    double v = log1p((double)(n > 0 ? n : 0)) / log(101.0);
+    if (n <= 0) return 0;
+    double v = log1p((double)n) * (1.0 / 4.61512051684125945); /* / ln 101 */
     return v > 1 ? 1 : v;
 }
 
@@ -474,6 +488,7 @@ static ap_rc ensure_index(ap_mem_t *m, ap_tx_t *tx, const char *tenant, const ch
     load_ctx_t l = {m, tx, tenant, agent, c->sig, 0};
     ap_rc rc = ap_mem_index_ensure(m->ix, c->key, loader, &l, err);
     if (!rc && l.stale) enqueue(m, tenant, agent);
+    if (!rc) want_graph(m, c->key);
     return rc;
 }
 
@@ -618,6 +633,7 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
     if (!strcmp(c2.sig, sig)) {
         ap_mem_meta_t mt = meta_of(&rows, 0);
         ap_mem_index_put(m->ix, c2.key, &mt, vecs[0], dim);
+        want_graph(m, c2.key);
     }
     *out = mem_json(&rows, 0);
     return AP_OK;
@@ -703,30 +719,48 @@ static ap_rc recall_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const cha
     if ((rc = embed(m, a, tenant, &c, &query, 1, &q, &dim, &sig, err))) return rc;
     if ((rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err))) return rc;
     ap_mem_hit_t *hits = ap_arena_alloc(a, sizeof *hits * (size_t)limit);
-    int n = ap_mem_index_search(m->ix, c.key, q[0], dim, limit, filt, score_fn, &f, hits);
+    /* score <= 0.60 * similarity + 0.20 + 0.15 + 0.05 */
+    int n = ap_mem_index_search_bounded(m->ix, c.key, q[0], dim, limit, filt, score_fn, &f,
+                                        AP_MEM_W_SIMILARITY,
+                                        AP_MEM_W_IMPORTANCE + AP_MEM_W_RECENCY + AP_MEM_W_ACCESS,
+                                        hits);
     json_t *data = json_array();
     char now[AP_TIME_LEN];
     ap_time_format(f.now, now);
-    for (int h = 0; h < n && !rc; h++) {
-        if (hits[h].similarity < f.min_similarity) break;
+    while (n > 0 && hits[n - 1].similarity < f.min_similarity) n--;
+    if (n > 0) {
+        /* one statement counts every hit; the rows come back in any order */
+        ap_buf_t sql;
+        ap_buf_init(&sql, 0);
+        ap_buf_puts(&sql, "UPDATE agent_memories SET access_count = access_count + 1,"
+                          " last_accessed_at = ? WHERE tenant_id = ? AND agent_id = ?"
+                          " AND status = 'active' AND id IN (?");
+        for (int h = 1; h < n; h++) ap_buf_puts(&sql, ", ?");
+        ap_buf_puts(&sql, ") RETURNING " MEM_COLS);
+        ap_val_t *p = ap_arena_alloc(a, sizeof *p * (size_t)(n + 3));
+        p[0] = AP_VTEXT(now);
+        p[1] = AP_VTEXT(tenant);
+        p[2] = AP_VTEXT(agent);
+        for (int h = 0; h < n; h++) p[h + 3] = AP_VTEXT(hits[h].id);
         ap_rows_t rows;
-        ap_val_t p[] = {AP_VTEXT(now), AP_VTEXT(tenant), AP_VTEXT(agent), AP_VTEXT(hits[h].id)};
-        rc = ap_tx_query(tx,
-                         "UPDATE agent_memories SET access_count = access_count + 1,"
-                         " last_accessed_at = ? WHERE tenant_id = ? AND agent_id = ? AND id = ?"
-                         " AND status = 'active' RETURNING " MEM_COLS,
-                         p, 4, &rows, err);
-        if (rc || !rows.nrows) continue; /* forgotten meanwhile */
-        json_t *o = mem_json(&rows, 0);
-        json_t *parts;
-        ap_mem_meta_t mt = meta_of(&rows, 0);
-        /* the score as ranked (before this access) */
-        double sc = blend(hits[h].similarity, mt.importance, mt.created_ms, mt.access_count - 1,
-                          f.now, &parts);
-        json_object_set_new(o, "similarity", json_real(hits[h].similarity));
-        json_object_set_new(o, "score", json_real(sc));
-        json_object_set_new(o, "score_parts", parts);
-        json_array_append_new(data, o);
+        rc = ap_tx_query(tx, sql.p, p, n + 3, &rows, err);
+        ap_buf_free(&sql);
+        for (int h = 0; h < n && !rc; h++) {
+            int row = -1; /* forgotten meanwhile: no row */
+            for (int r = 0; r < rows.nrows && row < 0; r++)
+                if (!strcmp(ap_rows_get(&rows, r, "id"), hits[h].id)) row = r;
+            if (row < 0) continue;
+            json_t *o = mem_json(&rows, row);
+            json_t *parts;
+            ap_mem_meta_t mt = meta_of(&rows, row);
+            /* the score as ranked (before this access) */
+            double sc = blend(hits[h].similarity, mt.importance, mt.created_ms,
+                              mt.access_count - 1, f.now, &parts);
+            json_object_set_new(o, "similarity", json_real(hits[h].similarity));
+            json_object_set_new(o, "score", json_real(sc));
+            json_object_set_new(o, "score_parts", parts);
+            json_array_append_new(data, o);
+        }
     }
     if (!rc) rc = ap_tx_commit(tx, err);
     if (rc) {
@@ -758,16 +792,21 @@ static ap_rc list_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char 
     if (!rc && agent) rc = load_agent(tx, tenant, agent, &c, err);
     if (rc) return rc;
     ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(agent),  AP_VTEXT(agent),
+    /* two spellings, so each uses its index: (tenant, agent, id) or the key */
+    ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(agent ? agent : ""),
                     AP_VTEXT(after ? after : ""),
                     AP_VTEXT(type),   AP_VTEXT(type),   AP_VTEXT(status),
                     AP_VTEXT(status), AP_VINT(limit + 1)};
     rc = ap_tx_query(tx,
-                     "SELECT " MEM_COLS " FROM agent_memories WHERE tenant_id = ?"
-                     " AND (CAST(? AS TEXT) IS NULL OR agent_id = ?)"
+                     agent ? "SELECT " MEM_COLS " FROM agent_memories WHERE tenant_id = ?"
+                             " AND agent_id = ?"
+                             " AND id > ? AND (CAST(? AS TEXT) IS NULL OR memory_type = ?)"
+                             " AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY id LIMIT ?"
+                           : "SELECT " MEM_COLS " FROM agent_memories WHERE tenant_id = ?"
+                             " AND ? = ''"
                      " AND id > ? AND (CAST(? AS TEXT) IS NULL OR memory_type = ?)"
                      " AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY id LIMIT ?",
-                     p, 9, &rows, err);
+                     p, 8, &rows, err);
     if (rc) return rc;
     json_t *arr = json_array();
     int n = rows.nrows > limit ? limit : rows.nrows;
@@ -1383,7 +1422,53 @@ static job_t *next_job(ap_mem_t *m, bool wait) {
     return j;
 }
 
+/* Loads the index partition of every agent that has memories, so the
+ * first recall after a start does not pay for it.  Runs on the worker. */
+static void warm_all(ap_mem_t *m) {
+    ap_arena_t *a = ap_arena_new(1 << 14);
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    uint64_t t0 = ap_mono_ns();
+    int loaded = 0;
+    if (ap_db_begin(m->db, NULL, AP_TX_READ, a, &tx, &err) ||
+        ap_tx_query(tx,
+                    "SELECT DISTINCT tenant_id, agent_id FROM agent_memories"
+                    " WHERE status = 'active' ORDER BY tenant_id, agent_id",
+                    NULL, 0, &rows, &err)) {
+        ap_log(AP_LOG_WARN, "memory index warm-up failed", "{s:s,s:s}", "error", err.msg,
+               "detail", err.detail);
+        ap_arena_free(a);
+        return;
+    }
+    ap_tx_rollback(tx);
+    for (int i = 0; i < rows.nrows; i++) {
+        pthread_mutex_lock(&m->mu);
+        bool stop = m->stop;
+        pthread_mutex_unlock(&m->mu);
+        if (stop) break;
+        ap_arena_t *b = ap_arena_new(1 << 14);
+        const char *tenant = ap_rows_at(&rows, i, 0), *agent = ap_rows_at(&rows, i, 1);
+        agent_cfg_t c;
+        ap_tx_t *t;
+        if (!ap_db_begin(m->db, tenant, AP_TX_READ, b, &t, &err) &&
+            !load_agent(t, tenant, agent, &c, &err) && !ensure_index(m, t, tenant, agent, &c, &err))
+            loaded++;
+        ap_arena_free(b);
+    }
+    ap_log(AP_LOG_INFO, "memory index loaded", "{s:i,s:f}", "partitions", loaded, "ms",
+           (double)(ap_mono_ns() - t0) / 1e6);
+    ap_arena_free(a);
+}
+
 static int run_job(ap_mem_t *m, job_t *j) {
+    if (!j->tenant[0] || j->tenant[0] == '#') { /* the warm-up; graph builds */
+        if (!j->tenant[0]) warm_all(m);
+        int g = ap_mem_index_build(m->ix);
+        if (g) ap_log(AP_LOG_INFO, "memory index graphs built", "{s:i}", "graphs", g);
+        ap_free(j);
+        return 0;
+    }
     int total = 0, n;
     while ((n = reembed_batch(m, j->tenant, j->agent)) > 0) {
         total += n;

@@ -7,6 +7,8 @@
  */
 #include "testutil.h"
 
+#include <math.h>
+
 #include "memory/graph.h"
 #include "memory/hot.h"
 #include "memory/index.h"
@@ -197,6 +199,119 @@ static void test_index_exact_search(void **state) {
     /* another dim finds nothing; another key is not loaded */
     assert_int_equal(ap_mem_index_search(ix, "k", q, 3, 3, NULL, NULL, NULL, hits), 0);
     assert_int_equal(ap_mem_index_search(ix, "other", q, 4, 3, NULL, NULL, NULL, hits), 0);
+    ap_mem_index_free(ix);
+}
+
+
+/* The int8 first stage with float re-scoring finds exactly the float top k. */
+#define QN 3000
+#define QD 384
+static float qvecs[QN][QD];
+
+static ap_rc load_random(void *ud, ap_mem_part_t *p, ap_err_t *err) {
+    (void)ud;
+    (void)err;
+    for (int i = 0; i < QN; i++) {
+        ap_mem_meta_t m = {0};
+        snprintf(m.id, sizeof m.id, "r%d", i);
+        ap_mem_part_add(p, &m, qvecs[i], QD);
+    }
+    return AP_OK;
+}
+
+static void test_index_quantised_scan_is_exact(void **state) {
+    (void)state;
+    uint32_t x = 12345;
+    for (int i = 0; i < QN; i++) {
+        double n = 0;
+        for (int d = 0; d < QD; d++) {
+            x = x * 1664525u + 1013904223u;
+            qvecs[i][d] = (float)((double)(x >> 8) / (1u << 24) - 0.5);
+            n += (double)qvecs[i][d] * qvecs[i][d];
+        }
+        for (int d = 0; d < QD; d++) qvecs[i][d] = (float)(qvecs[i][d] / sqrt(n));
+    }
+    ap_mem_index_t *ix = ap_mem_index_new();
+    ap_err_t err = {0};
+    assert_int_equal(ap_mem_index_ensure(ix, "q", load_random, NULL, &err), AP_OK);
+    for (int q = 0; q < 20; q++) {
+        /* a query near entry q*7, so the top is not all ties */
+        float query[QD];
+        for (int d = 0; d < QD; d++) query[d] = qvecs[q * 7][d] + 0.5f * qvecs[q * 7 + 1][d];
+        double n = 0;
+        for (int d = 0; d < QD; d++) n += (double)query[d] * query[d];
+        for (int d = 0; d < QD; d++) query[d] = (float)(query[d] / sqrt(n));
+        ap_mem_hit_t hits[10];
+        assert_int_equal(ap_mem_index_search(ix, "q", query, QD, 10, NULL, NULL, NULL, hits), 10);
+        /* brute force in double */
+        double best[10];
+        int bi[10], nb = 0;
+        for (int i = 0; i < QN; i++) {
+            double dot = 0;
+            for (int d = 0; d < QD; d++) dot += (double)qvecs[i][d] * query[d];
+            if (nb == 10 && dot <= best[9]) continue;
+            int j = nb < 10 ? nb++ : 9;
+            while (j > 0 && best[j - 1] < dot) {
+                best[j] = best[j - 1];
+                bi[j] = bi[j - 1];
+                j--;
+            }
+            best[j] = dot;
+            bi[j] = i;
+        }
+        for (int k = 0; k < 10; k++) {
+            char id[16];
+            snprintf(id, sizeof id, "r%d", bi[k]);
+            assert_string_equal(hits[k].id, id);
+            assert_true(fabs(hits[k].similarity - best[k]) < 1e-4);
+        }
+    }
+    ap_mem_index_free(ix);
+}
+
+
+/* A partition past the threshold gets an HNSW graph built off the lock;
+ * searches then take their candidates from it, and later puts and
+ * removes reach it. */
+static void test_index_graph_partition(void **state) {
+    (void)state;
+    uint32_t x = 777;
+    for (int i = 0; i < QN; i++) {
+        double n = 0;
+        for (int d = 0; d < QD; d++) {
+            x = x * 1664525u + 1013904223u;
+            qvecs[i][d] = (float)((double)(x >> 8) / (1u << 24) - 0.5);
+            n += (double)qvecs[i][d] * qvecs[i][d];
+        }
+        for (int d = 0; d < QD; d++) qvecs[i][d] = (float)(qvecs[i][d] / sqrt(n));
+    }
+    ap_mem_index_t *ix = ap_mem_index_new();
+    ap_mem_index_set_hnsw_min(ix, 1000);
+    ap_err_t err = {0};
+    assert_int_equal(ap_mem_index_ensure(ix, "g", load_random, NULL, &err), AP_OK);
+    assert_true(ap_mem_index_wants_build(ix, "g"));
+    assert_int_equal(ap_mem_index_build(ix), 1);
+    assert_false(ap_mem_index_wants_build(ix, "g"));
+    int found = 0;
+    for (int q = 0; q < 50; q++) {
+        ap_mem_hit_t hits[10];
+        int n = ap_mem_index_search(ix, "g", qvecs[q * 11], QD, 10, NULL, NULL, NULL, hits);
+        assert_int_equal(n, 10);
+        char id[16];
+        snprintf(id, sizeof id, "r%d", q * 11);
+        found += !strcmp(hits[0].id, id); /* a vector finds itself */
+        assert_true(hits[0].similarity >= hits[9].similarity);
+    }
+    assert_true(found >= 48);
+    /* a removal and an addition after the build reach the graph */
+    ap_mem_index_remove(ix, "g", "r11");
+    ap_mem_hit_t hits[10];
+    ap_mem_index_search(ix, "g", qvecs[11], QD, 10, NULL, NULL, NULL, hits);
+    for (int i = 0; i < 10; i++) assert_string_not_equal(hits[i].id, "r11");
+    ap_mem_meta_t m = {.id = "fresh"};
+    ap_mem_index_put(ix, "g", &m, qvecs[11], QD);
+    assert_int_equal(ap_mem_index_search(ix, "g", qvecs[11], QD, 1, NULL, NULL, NULL, hits), 1);
+    assert_string_equal(hits[0].id, "fresh");
     ap_mem_index_free(ix);
 }
 
@@ -706,6 +821,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hot_ttl_and_window),
         cmocka_unit_test(test_index_exact_search),
+        cmocka_unit_test(test_index_quantised_scan_is_exact),
+        cmocka_unit_test(test_index_graph_partition),
         cmocka_unit_test(test_config_check_and_subject),
         cmocka_unit_test(test_isolation_matrix),
         cmocka_unit_test(test_forget_removes_from_index),
