@@ -409,6 +409,9 @@ int ap_cmd_serve(int argc, char **argv) {
                                     .tenant_quota = task_quota, .lease_ms = task_lease,
                                     .scan_ms = task_scan, .step_delay_ms = task_delay,
                                     .model = ap_orch_model_llm, .model_ud = &call_env,
+                                    .model_start = ap_orch_model_llm_start,
+                                    .model_cancel = ap_orch_model_llm_cancel,
+                                    .model_start_ud = &call_env,
                                     .default_model = ap_config_get(opts, "task-model")};
         if (ap_orch_runner_start(&ro, &app.runner, &err)) {
             ap_cmd_print_err(&err);

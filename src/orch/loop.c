@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -56,12 +57,13 @@ typedef struct {
     ap_orch_wake_t *wake;
     const char *call_id; /* the tool call being executed */
     bool open;           /* r->tx is open (batching: it may span steps) */
+    bool moved;          /* r->a now belongs to a model call in flight */
 } run_t;
 
 ap_rc ap_orch_model_builtin(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                            const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                            const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                             ap_llm_error_t *lerr, ap_err_t *err) {
-    (void)ud, (void)tenant_id, (void)agent_id, (void)task_id;
+    (void)ud, (void)tenant_id, (void)agent_id, (void)task_id, (void)headers, (void)nheaders;
     memset(lerr, 0, sizeof *lerr);
     return ap_builtin_complete(a, req, resp, err);
 }
@@ -292,8 +294,14 @@ static ap_rc build_context(run_t *r, json_t **out, ap_err_t *err) {
     ap_buf_printf(&u, "Objective: %s\n", col(r, "objective"));
     const char *ctx = col(r, "context");
     if (ctx && strcmp(ctx, "{}") != 0) {
-        ap_buf_puts(&u, "\n");
-        lines_of(&u, ctx);
+        ap_buf_t cb;
+        ap_buf_init(&cb, 0);
+        lines_of(&cb, ctx);
+        if (cb.len) {
+            ap_buf_puts(&u, "\n");
+            ap_buf_append(&u, cb.p, cb.len);
+        }
+        ap_buf_free(&cb);
     }
     char *sys = ap_buf_steal(&s), *usr = ap_buf_steal(&u);
     *out = json_pack("{s:s,s:s,s:s,s:i}", "system", sys ? sys : "", "user", usr ? usr : "",
@@ -440,6 +448,10 @@ static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                        ap_llm_error_t *lerr, ap_err_t *err);
 static const char *model_for(run_t *r);
 
+#define COMPLETE_PARAMS                                                                           \
+    "{\"type\":\"object\",\"properties\":{\"output\":{\"type\":\"string\"},\"confidence\":"          \
+    "{\"type\":\"number\",\"minimum\":0,\"maximum\":1}},\"required\":[\"output\"]}"
+
 /* query_agent: the colleague's model answers once, synchronously, as part
  * of this step (its tokens are charged to the asking task). */
 static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, ap_err_t *err) {
@@ -479,7 +491,13 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
                              .content = ap_arena_printf(r->a, "Objective: %s", question)}};
     ap_orch_agent_t self = r->agent;
     r->agent = tgt; /* the colleague's own model */
-    ap_llm_req_t req = {.model = model_for(r), .msgs = msgs, .nmsgs = 2, .tool_choice = "none"};
+    /* the colleague answers through complete_task, so its confidence comes
+     * back with the answer */
+    ap_llm_tool_t ct = {.name = "complete_task",
+                        .description = "Give your answer and your confidence (0..1).",
+                        .parameters = keep(r->a, json_loads(COMPLETE_PARAMS, 0, NULL))};
+    ap_llm_req_t req = {.model = model_for(r), .msgs = msgs, .nmsgs = 2, .tools = &ct, .ntools = 1,
+                        .tool_choice = "complete_task"};
     r->agent = self;
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
@@ -490,6 +508,16 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
         o->is_error = true;
         return AP_OK;
     }
+    const char *answer = resp.content;
+    double conf = -1;
+    for (int i = 0; i < resp.ntool_calls; i++) {
+        const char *txt = resp.tool_calls[i].arguments;
+        json_t *ca = keep(r->a, json_loads(txt ? txt : "{}", 0, NULL));
+        if (ap_json_str(ca, "output")) answer = ap_json_str(ca, "output");
+        json_t *c = json_object_get(ca, "confidence");
+        if (json_is_number(c)) conf = json_number_value(c);
+    }
+    if (!answer) answer = "";
     ap_orch_task_charge(r->tx, r->tenant, col(r, "id"), resp.usage.prompt + resp.usage.completion,
                         0, err);
     json_t *qc = json_pack("{s:s}", "question", question);
@@ -498,14 +526,15 @@ static ap_rc t_query(run_t *r, const step_t *call, json_t *args, tool_out_t *o, 
                        .content = qc, .requires_response = true};
     rc = ap_orch_message_add(r->tx, r->tenant, &q, NULL, err);
     json_decref(qc);
-    json_t *ac = json_pack("{s:s}", "answer", resp.content ? resp.content : "");
+    json_t *ac = json_pack("{s:s}", "answer", answer);
+    if (conf >= 0) json_object_set_new(ac, "confidence", json_real(conf));
     ap_orch_msg_t an = {.group_id = col(r, "group_id"), .task_id = col(r, "id"),
                         .from_agent_id = tgt.id, .to_agent_id = r->agent.id, .type = "response",
                         .content = ac};
     if (!rc) rc = ap_orch_message_add(r->tx, r->tenant, &an, NULL, err);
     json_decref(ac);
-    o->content = json_pack("{s:s,s:s}", "output", resp.content ? resp.content : "", "agent_id",
-                           tgt.id);
+    o->content = json_pack("{s:s,s:s}", "output", answer, "agent_id", tgt.id);
+    if (conf >= 0) json_object_set_new(o->content, "confidence", json_real(conf));
     return rc;
 }
 
@@ -547,57 +576,94 @@ static ap_rc escalate(run_t *r, const char *sup_id, const char *reason, const ch
     return rc;
 }
 
+/* The group's escalation_rules (docs/agents.md): min_confidence,
+ * on_failure, max_attempts, escalate_to. */
+typedef struct {
+    double min_confidence; /* 0: none */
+    bool on_failure;
+    int max_attempts;      /* 0: the runner's default */
+    const char *escalate_to; /* "supervisor" | "human" | an agent id */
+} rules_t;
+
+static rules_t rules_of(run_t *r) {
+    rules_t ru = {.escalate_to = "supervisor"};
+    const char *gid = col(r, "group_id");
+    ap_rows_t g;
+    ap_err_t e;
+    if (!gid || ap_orch_tv_group(r->tx, r->tenant, gid, &g, &e) || !g.nrows) return ru;
+    json_t *j = json_loads(ap_rows_get(&g, 0, "escalation_rules"), 0, NULL);
+    json_t *v = json_object_get(j, "min_confidence");
+    if (json_is_number(v)) ru.min_confidence = json_number_value(v);
+    ru.on_failure = json_is_true(json_object_get(j, "on_failure"));
+    v = json_object_get(j, "max_attempts");
+    if (json_is_integer(v)) ru.max_attempts = (int)json_integer_value(v);
+    const char *to = json_string_value(json_object_get(j, "escalate_to"));
+    if (to) ru.escalate_to = ap_arena_strdup(r->a, to);
+    json_decref(j);
+    return ru;
+}
+
+static bool to_human(const rules_t *ru) { return strcmp(ru->escalate_to, "human") == 0; }
+
+/* Where an escalation goes (not "human"): the supervisor, or the member the
+ * rules name.  NULL when there is none (or it is the agent itself). */
+static const char *escalation_target(run_t *r, const rules_t *ru, ap_err_t *err) {
+    const char *to = NULL;
+    if (strcmp(ru->escalate_to, "supervisor") == 0) {
+        if (ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &to, err)) return NULL;
+    } else if (!to_human(ru)) {
+        to = ru->escalate_to;
+    }
+    return to && strcmp(to, r->agent.id) != 0 ? to : NULL;
+}
+
+static ap_rc park_for_approval(run_t *r, json_t *content, const char *why, ap_err_t *err);
+
 static ap_rc t_escalate(run_t *r, const step_t *call, json_t *args, tool_out_t *o, ap_err_t *err) {
     (void)call;
-    const char *sup;
-    ap_rc rc = ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &sup, err);
-    if (rc) return rc;
-    if (!sup) {
-        o->content = tool_err("refused: %s has no supervisor to escalate to", r->agent.name, NULL);
+    rules_t ru = rules_of(r);
+    if (to_human(&ru)) {
+        /* reached only after a person decided (the call is gated) */
+        o->content = json_pack("{s:s}", "output", "a person approved going on");
+        return AP_OK;
+    }
+    const char *to = escalation_target(r, &ru, err);
+    if (!to) {
+        o->content = tool_err("refused: %s has no one to escalate to (escalation_rules.escalate_to"
+                              " %s)", r->agent.name, ru.escalate_to);
         o->is_error = true;
         return AP_OK;
     }
     const char *reason = ap_json_str(args, "reason");
-    o->content = json_pack("{s:s,s:s}", "status", "escalated", "to_agent_id", sup);
+    o->content = json_pack("{s:s,s:s}", "status", "escalated", "to_agent_id", to);
     o->parked = true;
-    return escalate(r, sup, reason ? reason : "escalated by the agent", NULL, err);
-}
-
-static double min_confidence(run_t *r) {
-    const char *gid = col(r, "group_id");
-    ap_rows_t g;
-    ap_err_t e;
-    if (!gid || ap_orch_tv_group(r->tx, r->tenant, gid, &g, &e) || !g.nrows) return 0;
-    json_t *rules = json_loads(ap_rows_get(&g, 0, "escalation_rules"), 0, NULL);
-    json_t *m = json_object_get(rules, "min_confidence");
-    double v = json_is_number(m) ? json_number_value(m) : 0;
-    json_decref(rules);
-    return v;
+    return escalate(r, to, reason ? reason : "escalated by the agent", NULL, err);
 }
 
 static ap_rc complete(run_t *r, const char *output, double conf, tool_out_t *o, ap_err_t *err) {
     o->parked = true;
-    double min = min_confidence(r);
-    if (conf < min && !escalated(r)) {
-        const char *sup;
-        ap_rc rc = ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &sup, err);
-        if (rc) return rc;
-        if (sup) {
-            char why[128];
-            snprintf(why, sizeof why, "low confidence %.2f < %.2f (escalation_rules.min_confidence)",
-                     conf, min);
+    rules_t ru = rules_of(r);
+    bool low = conf < ru.min_confidence && !escalated(r);
+    char why[128];
+    snprintf(why, sizeof why, "low confidence %.2f < %.2f (escalation_rules.min_confidence)", conf,
+             ru.min_confidence);
+    if (low && !to_human(&ru)) {
+        const char *to = escalation_target(r, &ru, err);
+        if (to) {
             o->content = json_pack("{s:s,s:s}", "status", "escalated", "reason", why);
-            return escalate(r, sup, why, output, err);
+            return escalate(r, to, why, output, err);
         }
     }
-    if (ap_rows_int(&r->row, 0, "requires_approval", 0)) {
+    if (ap_rows_int(&r->row, 0, "requires_approval", 0) || (low && to_human(&ru))) {
         ap_val_t p[] = {AP_VTEXT(output), AP_VREAL(conf), AP_VTEXT(col(r, "id"))};
         ap_rc rc = ap_tx_query(r->tx,
                                "UPDATE agent_tasks SET output = ?, confidence = ?, approval_state ="
                                " 'pending' WHERE id = ?",
                                p, 3, NULL, err);
-        json_t *c = json_pack("{s:s,s:s,s:f}", "kind", "review", "output", output, "confidence",
-                              conf);
+        json_t *c = json_pack("{s:s,s:s,s:f}", "kind",
+                              ap_rows_int(&r->row, 0, "requires_approval", 0) ? "review" : "escalation",
+                              "output", output, "confidence", conf);
+        if (low) json_object_set_new(c, "reason", json_string(why));
         ap_orch_msg_t m = {.group_id = col(r, "group_id"), .task_id = col(r, "id"),
                            .from_agent_id = r->agent.id, .type = "approval_request", .content = c,
                            .requires_response = true};
@@ -653,9 +719,9 @@ static bool has_consultees(run_t *r) {
     return !ap_orch_tv_consultees(r->tx, r->tenant, r->agent.id, &d, &e) && d.nrows > 0;
 }
 static bool has_supervisor(run_t *r) {
-    const char *s = NULL;
+    rules_t ru = rules_of(r);
     ap_err_t e;
-    return !ap_orch_tv_supervisor(r->tx, r->tenant, r->agent.id, &s, &e) && s;
+    return to_human(&ru) || escalation_target(r, &ru, &e) != NULL;
 }
 static bool always(run_t *r) {
     (void)r;
@@ -682,8 +748,7 @@ static const tool_t TOOLS[] = {
      "[\"reason\"]}",
      false, always, t_approval},
     {"complete_task", "Finish the task with its output and your confidence (0..1).",
-     "{\"type\":\"object\",\"properties\":{\"output\":{\"type\":\"string\"},\"confidence\":"
-     "{\"type\":\"number\",\"minimum\":0,\"maximum\":1}},\"required\":[\"output\"]}",
+     COMPLETE_PARAMS,
      false, always, t_complete},
 };
 #define NTOOLS (int)(sizeof TOOLS / sizeof TOOLS[0])
@@ -696,10 +761,39 @@ static const tool_t *tool_find(const char *name) {
 
 /* ------------------------------------------------------------------ model */
 
+/* The task's _llm_headers as "Name: value" lines (at most 8), limited to
+ * the AP_FORWARD_HEADERS prefixes. */
+static int task_headers(run_t *r, const char *hdr[8]) {
+    int nh = 0;
+    const char *list = getenv("AP_FORWARD_HEADERS");
+    json_t *ctx = list && *list ? json_loads(col(r, "context"), 0, NULL) : NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(ctx, "_llm_headers"), k, v) {
+        if (nh >= 8 || !json_is_string(v) || strncasecmp(k, "authorization", 13) == 0 ||
+            strncasecmp(k, "x-api-key", 9) == 0 || strncasecmp(k, "cookie", 6) == 0 ||
+            strpbrk(k, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
+            continue;
+        char *pl = ap_arena_strdup(r->a, list), *save = NULL;
+        for (char *p = strtok_r(pl, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            while (*p == ' ') p++;
+            if (*p && strncasecmp(k, p, strlen(p)) == 0) {
+                hdr[nh++] = ap_arena_printf(r->a, "%s: %s", k, json_string_value(v));
+                break;
+            }
+        }
+    }
+    json_decref(ctx);
+    return nh;
+}
+
 static ap_rc run_model(run_t *r, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                        ap_llm_error_t *lerr, ap_err_t *err) {
     ap_orch_model_fn fn = r->env->model ? r->env->model : ap_orch_model_builtin;
-    return fn(r->env->model_ud, r->a, r->tenant, r->agent.id, col(r, "id"), req, resp, lerr, err);
+    const char *hdr[8];
+    int nh = task_headers(r, hdr);
+    return fn(r->env->model_ud, r->a, r->tenant, r->agent.id, col(r, "id"), hdr, nh, req, resp,
+              lerr, err);
 }
 
 static int last_ctx(const run_t *r) {
@@ -819,13 +913,30 @@ static ap_rc append_reasoning(run_t *r, const ap_llm_resp_t *resp, int seq, ap_e
 
 /* --------------------------------------------------------------- the loop */
 
-typedef enum { GO_ON, STOP_PARKED, STOP_RETRY, STOP_LOST, STOP_CRASH } next_t;
+typedef enum { GO_ON, STOP_PARKED, STOP_RETRY, STOP_LOST, STOP_CRASH, STOP_AWAIT } next_t;
 
 static bool crash_at(const run_t *r, const char *where) {
     return r->env->crash && r->env->crash(r->env->crash_ud, where);
 }
 
+/* Fails the task, or, with escalation_rules.on_failure, escalates it
+ * instead when the failure is the agent's (its model failed) and there is
+ * someone to take it over. */
 static next_t fail_task(run_t *r, const char *code, const char *detail, ap_err_t *err) {
+    rules_t ru = rules_of(r);
+    if (ru.on_failure && !escalated(r) && !to_human(&ru) &&
+        (strcmp(code, "model_error") == 0 || strcmp(code, "model_unavailable") == 0)) {
+        ap_err_t e2 = {0};
+        const char *to = escalation_target(r, &ru, &e2);
+        if (to) {
+            ap_rc rc = escalate(r, to,
+                                ap_arena_printf(r->a, "failed (escalation_rules.on_failure): %s",
+                                                detail),
+                                NULL, err);
+            if (!rc) rc = commit(r, err);
+            return rc ? STOP_LOST : STOP_PARKED;
+        }
+    }
     ap_rc rc = ap_orch_task_finish(r->tx, r->tenant, &r->row, "failed", NULL, 0, code, detail,
                                    r->wake, err);
     if (!rc) rc = commit(r, err);
@@ -855,6 +966,42 @@ static next_t model_inline(run_t *r, ap_err_t *err) {
     return rc ? STOP_LOST : GO_ON;
 }
 
+/* The call's callback (any thread): the outcome goes to the runner. */
+static void on_model_done(void *cb_ud, const ap_llm_resp_t *resp, const ap_llm_error_t *lerr) {
+    ap_orch_await_t *w = cb_ud;
+    if (resp) w->resp = *resp;
+    if (lerr) w->lerr = *lerr;
+    else w->lerr.kind = AP_LLM_OK;
+    w->done = true;
+    w->report(w->report_ud, w);
+}
+
+/* Starts the model call and leaves the task waiting for it, leased: the
+ * started step is already durable.  The step's arena (request, call,
+ * response) goes with the call. */
+static next_t model_async(run_t *r, const ap_llm_req_t *req, int seq) {
+    ap_orch_await_t *w = ap_calloc(1, sizeof *w);
+    w->a = r->a;
+    snprintf(w->tenant, sizeof w->tenant, "%s", r->tenant);
+    snprintf(w->task, sizeof w->task, "%s", col(r, "id"));
+    w->seq = seq;
+    w->report = r->env->await_done;
+    w->report_ud = r->env->await_ud;
+    r->moved = true;
+    r->env->await_register(r->env->await_ud, w);
+    const char *hdr[8];
+    int nh = task_headers(r, hdr);
+    ap_err_t e = {0};
+    if (r->env->model_start(r->env->model_start_ud, w->a, r->tenant, r->agent.id, col(r, "id"),
+                            hdr, nh, req, on_model_done, w, &w->handle, &e)) {
+        /* not routable (unknown model, no key): reported as a failed call */
+        ap_llm_error_t le = {.kind = e.rc == AP_ERR_UNAVAILABLE ? AP_LLM_UPSTREAM : AP_LLM_BAD_REQUEST};
+        snprintf(le.message, sizeof le.message, "%s", e.detail[0] ? e.detail : e.msg);
+        on_model_done(w, NULL, &le);
+    }
+    return STOP_AWAIT;
+}
+
 static next_t model_step(run_t *r, ap_err_t *err) {
     step_t *last = r->nsteps ? &r->steps[r->nsteps - 1] : NULL;
     int seq;
@@ -876,6 +1023,7 @@ static next_t model_step(run_t *r, ap_err_t *err) {
     if (!rc) rc = flush(r, err); /* the started step is durable before the call */
     if (rc) return STOP_LOST;
     if (crash_at(r, "model")) return STOP_CRASH;
+    if (r->env->model_start) return model_async(r, &req, seq);
     ap_llm_resp_t resp = {0};
     ap_llm_error_t lerr = {0};
     rc = run_model(r, &req, &resp, &lerr, err);
@@ -896,7 +1044,9 @@ static next_t model_fail(run_t *r, ap_rc rc, const ap_llm_error_t *lerr, ap_err_
         bool transient = !rc ? ap_llm_err_retryable(lerr->kind) : rc == AP_ERR_UNAVAILABLE;
         int attempts = (int)ap_rows_int(&r->row, 0, "attempts", 0) + 1;
         const char *why = rc ? err->detail : lerr->message;
-        if (!transient || attempts >= MAX_ATTEMPTS)
+        rules_t ru = rules_of(r);
+        int max = ru.max_attempts > 0 ? ru.max_attempts : MAX_ATTEMPTS;
+        if (!transient || attempts >= max)
             return fail_task(r, transient ? "model_unavailable" : "model_error",
                              ap_arena_printf(r->a, "model call failed after %d attempt(s): %s",
                                              attempts, why), err);
@@ -951,8 +1101,13 @@ static next_t tool_step(run_t *r, int mi, int k, step_t *call_step, ap_err_t *er
     tool_out_t o = {0};
     r->call_id = call_id;
     bool offered = tool && tool->offered(r);
+    bool human_esc = false;
+    if (tool && strcmp(name, "escalate_to_supervisor") == 0) {
+        rules_t ru = rules_of(r);
+        human_esc = to_human(&ru);
+    }
     bool gated = tool && offered &&
-                 (strcmp(name, "request_approval") == 0 ||
+                 (strcmp(name, "request_approval") == 0 || human_esc ||
                   (tool->side_effect && strcmp(r->agent.autonomy_level, "supervised") == 0));
     const step_t *ap = gated ? approval_after(r, call_step->seq) : NULL;
     if (gated && !ap) {
@@ -1168,23 +1323,18 @@ static ap_rc claim(run_t *r, ap_err_t *err) {
     return rc;
 }
 
-ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_id,
-                                    const char *task_id, ap_orch_wake_t *wake) {
+/* Runs the task's steps until it parks, finishes, waits for a model call
+ * or stops; a and *r0 hold the state of a first, maybe open, transaction. */
+static ap_orch_run_result run_from(ap_orch_loop_env_t *env, const char *tenant_id,
+                                   const char *task_id, ap_orch_wake_t *wake, ap_arena_t *a,
+                                   run_t *r0, int batched) {
     ap_orch_run_result res = AP_ORCH_RUN_LOST;
-    ap_arena_t *a = ap_arena_new(16384);
-    /* a minimal row so col(r, "id") works before the first load */
     static const char *cols[] = {"id"};
-    const char *vals[] = {task_id};
-    run_t r = {.env = env, .a = a, .tenant = tenant_id, .wake = wake,
-               .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
-    ap_err_t err = {0};
-    if (claim(&r, &err)) {
-        ap_arena_free(a);
-        return AP_ORCH_RUN_LOST;
-    }
-    int batched = r.open ? 1 : 0; /* steps in the open transaction */
+    const char *vals[] = {NULL};
     char id[AP_UUID_LEN];
     snprintf(id, sizeof id, "%s", task_id);
+    run_t r = *r0;
+    ap_err_t err = {0};
     for (;;) {
         if (env->step_delay_ms > 0) usleep((useconds_t)env->step_delay_ms * 1000);
         if (!r.open) {
@@ -1213,6 +1363,11 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
             break;
         }
         next_t n = step(&r, &err);
+        if (n == STOP_AWAIT) {
+            a = NULL; /* the model call in flight owns it */
+            res = AP_ORCH_RUN_AWAIT;
+            break;
+        }
         batched++;
         if (n == GO_ON && r.open && batched < env->batch_steps) continue;
         if (n != STOP_LOST && n != STOP_CRASH && flush(&r, &err)) n = STOP_LOST;
@@ -1232,4 +1387,64 @@ ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_
     }
     ap_arena_free(a);
     return res;
+}
+
+ap_orch_run_result ap_orch_loop_run(ap_orch_loop_env_t *env, const char *tenant_id,
+                                    const char *task_id, ap_orch_wake_t *wake) {
+    ap_arena_t *a = ap_arena_new(16384);
+    /* a minimal row so col(r, "id") works before the first load */
+    static const char *cols[] = {"id"};
+    const char *vals[] = {task_id};
+    run_t r = {.env = env, .a = a, .tenant = tenant_id, .wake = wake,
+               .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+    ap_err_t err = {0};
+    if (claim(&r, &err)) {
+        ap_arena_free(a);
+        return AP_ORCH_RUN_LOST;
+    }
+    return run_from(env, tenant_id, task_id, wake, a, &r, r.open ? 1 : 0);
+}
+
+ap_orch_run_result ap_orch_loop_continue(ap_orch_loop_env_t *env, ap_orch_await_t *w,
+                                         ap_orch_wake_t *wake) {
+    ap_arena_t *a = ap_arena_new(16384);
+    char tenant[40], id[40];
+    snprintf(tenant, sizeof tenant, "%s", w->tenant);
+    snprintf(id, sizeof id, "%s", w->task);
+    static const char *cols[] = {"id"};
+    const char *vals[] = {id};
+    run_t r = {.env = env, .a = a, .tenant = tenant, .wake = wake,
+               .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+    ap_err_t err = {0};
+    next_t n = STOP_LOST;
+    if (!begin(&r, &err) && !load_steps(&r, &err) &&
+        !ap_orch_tv_agent(r.tx, tenant, col(&r, "assigned_agent_id"), "assigned_agent_id",
+                          &r.agent, &err)) {
+        step_t *last = r.nsteps ? &r.steps[r.nsteps - 1] : NULL;
+        if (last && last->seq == w->seq && strcmp(last->kind, "model_call") == 0 &&
+            strcmp(last->state, "started") == 0) {
+            if (w->lerr.kind != AP_LLM_OK) {
+                n = model_fail(&r, AP_OK, &w->lerr, &err);
+            } else {
+                json_t *res = keep(a, resp_json(&w->resp));
+                ap_rc rc = ap_orch_step_done(r.tx, tenant, id, w->seq, res,
+                                             w->resp.usage.prompt + w->resp.usage.completion, 0,
+                                             &err);
+                if (!rc) rc = append_reasoning(&r, &w->resp, w->seq, &err);
+                env->steps++;
+                n = rc ? STOP_LOST : GO_ON;
+            }
+        }
+    }
+    ap_arena_free(w->a); /* the response was copied into the step */
+    ap_free(w);
+    if (n != STOP_LOST && flush(&r, &err)) n = STOP_LOST;
+    ap_arena_free(a);
+    if (n == STOP_PARKED) return AP_ORCH_RUN_PARKED;
+    if (n == STOP_RETRY) return AP_ORCH_RUN_RETRY;
+    if (n != GO_ON) return AP_ORCH_RUN_LOST;
+    a = ap_arena_new(16384);
+    r = (run_t){.env = env, .a = a, .tenant = tenant, .wake = wake,
+                .row = {.nrows = 1, .ncols = 1, .cols = cols, .vals = vals}};
+    return run_from(env, tenant, id, wake, a, &r, 0);
 }

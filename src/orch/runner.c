@@ -40,7 +40,37 @@ struct ap_orch_runner {
     pthread_t *threads, hb;
     slot_t *slots;
     int64_t steps, finished;
+    /* model calls in flight (registered, not done) and done ones waiting
+     * for a worker (FIFO) */
+    ap_orch_await_t *outstanding, *ready, *ready_tail;
 };
+
+static void await_register(void *ud, ap_orch_await_t *w) {
+    ap_orch_runner_t *r = ud;
+    pthread_mutex_lock(&r->mu);
+    w->next = r->outstanding;
+    r->outstanding = w;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* A call came back (any thread; never blocks beyond the runner lock). */
+static void await_done(void *ud, ap_orch_await_t *w) {
+    ap_orch_runner_t *r = ud;
+    pthread_mutex_lock(&r->mu);
+    for (ap_orch_await_t **pp = &r->outstanding; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    w->next = NULL;
+    if (r->ready_tail)
+        r->ready_tail->next = w;
+    else
+        r->ready = w;
+    r->ready_tail = w;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
 
 void ap_orch_runner_wake(ap_orch_runner_t *r, const char *tenant_id, const ap_orch_wake_t *w) {
     if (!r || !w || !w->n) return;
@@ -70,7 +100,13 @@ static void *worker_main(void *arg) {
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         char tenant[37], task[37];
-        if (!ap_sched_pop(r->sched, tenant, task)) {
+        ap_orch_await_t *w = r->ready;
+        if (w) {
+            r->ready = w->next;
+            if (!r->ready) r->ready_tail = NULL;
+            snprintf(tenant, sizeof tenant, "%.36s", w->tenant);
+            snprintf(task, sizeof task, "%.36s", w->task);
+        } else if (!ap_sched_pop(r->sched, tenant, task)) {
             pthread_cond_wait(&r->cv, &r->mu);
             continue;
         }
@@ -79,16 +115,21 @@ static void *worker_main(void *arg) {
         slot->busy = true;
         pthread_mutex_unlock(&r->mu);
         ap_orch_wake_t wake = {0};
-        ap_orch_loop_env_t env = {.db = r->o.db, .bus = r->o.bus, .node = r->node,
+        ap_orch_loop_env_t env = {.model_start = r->o.model_start,
+                                  .model_start_ud = r->o.model_start_ud,
+                                  .await_register = await_register, .await_done = await_done,
+                                  .await_ud = r,
+                                  .db = r->o.db, .bus = r->o.bus, .node = r->node,
                                   .lease_ms = r->o.lease_ms, .step_delay_ms = r->o.step_delay_ms,
                                   .model = r->o.model, .model_ud = r->o.model_ud,
                                   .default_model = r->o.default_model,
                                   .batch_steps = r->o.step_delay_ms > 0 ? 0 : 16,
                                   .stop = &r->stop};
-        ap_orch_run_result res = ap_orch_loop_run(&env, tenant, task, &wake);
+        ap_orch_run_result res = w ? ap_orch_loop_continue(&env, w, &wake)
+                                   : ap_orch_loop_run(&env, tenant, task, &wake);
         pthread_mutex_lock(&r->mu);
         slot->busy = false;
-        ap_sched_done(r->sched, tenant);
+        if (!w) ap_sched_done(r->sched, tenant); /* a continuation is outside the quota */
         r->steps += env.steps;
         if (res == AP_ORCH_RUN_PARKED) r->finished++;
         for (int i = 0; i < wake.n; i++)
@@ -136,14 +177,23 @@ static void scan(ap_orch_runner_t *r) {
 }
 
 static void heartbeat(ap_orch_runner_t *r) {
+    pthread_mutex_lock(&r->mu);
     int n = r->o.workers;
+    for (ap_orch_await_t *w = r->outstanding; w; w = w->next) n++;
+    for (ap_orch_await_t *w = r->ready; w; w = w->next) n++;
     char (*t)[2][37] = ap_calloc((size_t)n, sizeof *t);
     int k = 0;
-    pthread_mutex_lock(&r->mu);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < r->o.workers; i++)
         if (r->slots[i].busy) {
             memcpy(t[k][0], r->slots[i].tenant, 37);
             memcpy(t[k][1], r->slots[i].task, 37);
+            k++;
+        }
+    /* tasks waiting for their model call keep their lease too */
+    for (int pass = 0; pass < 2; pass++)
+        for (ap_orch_await_t *w = pass ? r->ready : r->outstanding; w && k < n; w = w->next) {
+            snprintf(t[k][0], 37, "%.36s", w->tenant);
+            snprintf(t[k][1], 37, "%.36s", w->task);
             k++;
         }
     pthread_mutex_unlock(&r->mu);
@@ -232,6 +282,40 @@ void ap_orch_runner_stop(ap_orch_runner_t *r) {
     pthread_mutex_unlock(&r->mu);
     for (int i = 0; i < r->o.workers; i++) pthread_join(r->threads[i], NULL);
     pthread_join(r->hb, NULL);
+    /* model calls still in flight: cancelled, and their callbacks awaited
+     * (they touch this runner); their tasks stay leased and resume, after
+     * the lease, on the next start (the started step is redone) */
+    pthread_mutex_lock(&r->mu);
+    int n = 0;
+    for (ap_orch_await_t *w = r->outstanding; w; w = w->next) n++;
+    void **handles = ap_calloc((size_t)n + 1, sizeof *handles);
+    n = 0;
+    for (ap_orch_await_t *w = r->outstanding; w; w = w->next) handles[n++] = w->handle;
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < n; i++)
+        if (handles[i] && r->o.model_cancel) r->o.model_cancel(handles[i]);
+    ap_free(handles);
+    int64_t until = ap_now_ms() + 10000;
+    pthread_mutex_lock(&r->mu);
+    while (r->outstanding && ap_now_ms() < until) {
+        struct timespec ts = {.tv_sec = (ap_now_ms() + 50) / 1000,
+                              .tv_nsec = ((ap_now_ms() + 50) % 1000) * 1000000};
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    bool stuck = r->outstanding != NULL;
+    while (r->ready) {
+        ap_orch_await_t *w = r->ready;
+        r->ready = w->next;
+        ap_arena_free(w->a);
+        ap_free(w);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (stuck) {
+        /* never expected: leave the runner allocated rather than let a late
+         * callback write into freed memory */
+        ap_log(AP_LOG_ERROR, "model calls did not end at shutdown", NULL);
+        return;
+    }
     ap_sched_free(r->sched);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
@@ -242,10 +326,45 @@ void ap_orch_runner_stop(ap_orch_runner_t *r) {
 }
 
 ap_rc ap_orch_model_llm(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                        const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                        const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                         ap_llm_error_t *lerr, ap_err_t *err) {
     const ap_llm_call_env_t *env = ud;
     ap_llm_call_opts_t o = {.arena = a, .tenant_id = tenant_id, .agent_id = agent_id,
                             .task_id = task_id};
+    for (int i = 0; i < nheaders && i < AP_LLM_CALL_MAX_HEADERS; i++)
+        o.headers[o.nheaders++] = headers[i];
     return ap_llm_call_sync(env, &o, req, NULL, NULL, resp, lerr, NULL, err);
 }
+
+typedef struct {
+    ap_orch_model_done_fn done;
+    void *cb_ud;
+} llm_cb_t;
+
+static void llm_on_done(void *ud, const ap_llm_resp_t *resp, const ap_llm_error_t *err,
+                        const char *explain) {
+    (void)explain;
+    llm_cb_t *cb = ud;
+    cb->done(cb->cb_ud, resp, err);
+}
+
+ap_rc ap_orch_model_llm_start(void *ud, ap_arena_t *a, const char *tenant_id,
+                              const char *agent_id, const char *task_id,
+                              const char *const *headers, int nheaders, const ap_llm_req_t *req,
+                              ap_orch_model_done_fn done, void *cb_ud, void **handle,
+                              ap_err_t *err) {
+    const ap_llm_call_env_t *env = ud;
+    ap_llm_call_opts_t o = {.arena = a, .tenant_id = tenant_id, .agent_id = agent_id,
+                            .task_id = task_id};
+    for (int i = 0; i < nheaders && i < AP_LLM_CALL_MAX_HEADERS; i++)
+        o.headers[o.nheaders++] = headers[i];
+    llm_cb_t *cb = ap_arena_calloc(a, sizeof *cb);
+    cb->done = done;
+    cb->cb_ud = cb_ud;
+    ap_llm_call_cb_t c = {.on_done = llm_on_done, .ud = cb};
+    *handle = NULL;
+    /* the handle is written before any callback can run (call.h) */
+    return ap_llm_call_start(env, &o, req, &c, (ap_llm_call_t **)handle, err);
+}
+
+void ap_orch_model_llm_cancel(void *handle) { ap_llm_call_cancel(handle); }

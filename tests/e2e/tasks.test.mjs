@@ -418,3 +418,21 @@ test('the CLI runs a task and follows it live: agentprov tasks run --agent NAME 
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /assigned_agent_id "Nobody"/);
 });
+
+test('the README\'s first task on the demo team: delegation, a colleague consulted, an escalation', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const { BIN } = await import('./lib/server.mjs');
+  const s = await startServer({ env: { AP_DEMO: '1' } });
+  try {
+    const key = readFileSync(`${s.dataDir}/demo.key`, 'utf8').trim();
+    const env = { ...process.env, AP_URL: s.url, AP_API_KEY: key };
+    const r = spawnSync(BIN, ['tasks', 'run', '--agent', 'Manager', '--follow',
+      'Research the EV battery market and write a one-page brief'], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Manager +calls delegate_to_agent/);
+    assert.match(r.stdout, /Researcher +calls query_agent/, 'the researcher asks its colleague');
+    assert.match(r.stdout, /escalated to the supervisor/, 'low confidence goes up (min_confidence 0.6)');
+    assert.match(r.stdout, /status: +completed/);
+  } finally { await s.stop(); }
+});

@@ -248,6 +248,85 @@ static void test_other_tool_result_answers(void **state) {
     ap_arena_free(a);
 }
 
+/* ---- approval and consultation -------------------------------------------- */
+
+static const char *worker_system =
+    "You are Rae, a researcher.\n"
+    "# Shared context\n"
+    "- The EV battery market grew 40% in 2024.\n"
+    "# Colleagues you can ask (query_agent)\n"
+    "- colleague c1 \"Writer\" (writer): writing, editing\n"
+    "- colleague c2 \"Analyst\" (analyst): numbers, pricing analysis\n";
+
+static void test_consults_a_colleague_when_nothing_is_known(void **state) {
+    (void)state;
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_llm_msg_t msgs[] = {
+        {.role = AP_LLM_SYSTEM, .content = worker_system},
+        {.role = AP_LLM_USER, .content = "Objective: What is the pricing of solid-state cells?"},
+    };
+    ap_llm_tool_t tools[] = {{"query_agent"}, {"complete_task"}};
+    ap_llm_req_t req = request(msgs, NMSGS(msgs), tools, 2);
+    ap_llm_resp_t r = complete(a, &req);
+    assert_int_equal(r.ntool_calls, 1);
+    assert_string_equal(r.tool_calls[0].name, "query_agent");
+    json_t *x = args_of(&r.tool_calls[0]);
+    assert_string_equal(arg(x, "agent_id"), "c2"); /* pricing analysis */
+    assert_string_equal(arg(x, "question"), "What is the pricing of solid-state cells?");
+    json_decref(x);
+    /* colleague lines are not knowledge: a known answer needs no colleague */
+    msgs[1].content = "Objective: How much did the EV battery market grow?";
+    r = complete(a, &req);
+    assert_int_equal(r.ntool_calls, 1);
+    assert_string_equal(r.tool_calls[0].name, "complete_task");
+    x = args_of(&r.tool_calls[0]);
+    assert_string_equal(arg(x, "output"), "The EV battery market grew 40% in 2024.");
+    json_decref(x);
+    /* without query_agent offered, the plain "no information" answer */
+    msgs[1].content = "Objective: What is the pricing of solid-state cells?";
+    req.ntools = 0;
+    r = complete(a, &req);
+    assert_string_equal(r.content, "I have no information about the pricing of solid-state cells.");
+    /* the colleague's answer becomes the final answer */
+    ap_llm_tool_call_t calls[] = {{"q1", "query_agent", "{\"agent_id\":\"c2\",\"question\":\"x\"}"}};
+    ap_llm_msg_t after[] = {
+        msgs[0], msgs[1],
+        {.role = AP_LLM_ASSISTANT, .tool_calls = calls, .ntool_calls = 1},
+        {.role = AP_LLM_TOOL, .tool_call_id = "q1",
+         .content = "{\"output\":\"Solid-state cells cost 800 dollars per kWh.\"}"},
+    };
+    ap_llm_req_t req2 = request(after, NMSGS(after), tools, 2);
+    r = complete(a, &req2);
+    assert_int_equal(r.ntool_calls, 1);
+    x = args_of(&r.tool_calls[0]);
+    assert_string_equal(arg(x, "output"), "Solid-state cells cost 800 dollars per kWh.");
+    json_decref(x);
+    ap_arena_free(a);
+}
+
+static void test_asks_for_approval_first(void **state) {
+    (void)state;
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_llm_msg_t msgs[] = {
+        {.role = AP_LLM_SYSTEM, .content = worker_system},
+        {.role = AP_LLM_USER,
+         .content = "Objective: Draft the press release. It needs legal approval before it goes out."},
+    };
+    ap_llm_tool_t tools[] = {{"request_approval"}, {"complete_task"}};
+    ap_llm_req_t req = request(msgs, NMSGS(msgs), tools, 2);
+    ap_llm_resp_t r = complete(a, &req);
+    assert_int_equal(r.ntool_calls, 1);
+    assert_string_equal(r.tool_calls[0].name, "request_approval");
+    json_t *x = args_of(&r.tool_calls[0]);
+    assert_string_equal(arg(x, "reason"), "It needs legal approval before it goes out.");
+    json_decref(x);
+    /* no mention of approval: no request */
+    msgs[1].content = "Objective: Draft the press release.";
+    r = complete(a, &req);
+    assert_string_equal(r.tool_calls[0].name, "complete_task");
+    ap_arena_free(a);
+}
+
 /* ---- facts ------------------------------------------------------------------ */
 
 static void test_facts_recorded_then_noted(void **state) {
@@ -774,6 +853,8 @@ int main(void) {
         cmocka_unit_test(test_delegation_no_match_answers_itself),
         cmocka_unit_test(test_delegation_results_combine),
         cmocka_unit_test(test_other_tool_result_answers),
+        cmocka_unit_test(test_consults_a_colleague_when_nothing_is_known),
+        cmocka_unit_test(test_asks_for_approval_first),
         cmocka_unit_test(test_facts_recorded_then_noted),
         cmocka_unit_test(test_fact_patterns),
         cmocka_unit_test(test_fact_arguments_follow_schema),

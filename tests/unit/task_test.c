@@ -126,11 +126,12 @@ typedef struct {
 } model_state_t;
 
 static ap_rc counting_model(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
-                            const char *task_id, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                            const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
                             ap_llm_error_t *lerr, ap_err_t *err) {
     model_state_t *m = ud;
     m->calls++;
-    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, req, resp, lerr, err);
+    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, headers, nheaders, req, resp,
+                                 lerr, err);
 }
 
 static bool crash_sometimes(void *ud, const char *where) {
@@ -363,6 +364,97 @@ static void test_cancel_cascades_and_stops_the_runner(void **state) {
     ap_db_close(db);
 }
 
+/* A model that is down for the Researcher. */
+static ap_rc flaky_model(void *ud, ap_arena_t *a, const char *tenant_id, const char *agent_id,
+                         const char *task_id, const char *const *headers, int nheaders, const ap_llm_req_t *req, ap_llm_resp_t *resp,
+                         ap_llm_error_t *lerr, ap_err_t *err) {
+    model_state_t *m = ud;
+    m->calls++;
+    if (strcmp(agent_id, RES) == 0) {
+        memset(lerr, 0, sizeof *lerr);
+        lerr->kind = AP_LLM_OVERLOADED;
+        snprintf(lerr->message, sizeof lerr->message, "overloaded");
+        return AP_OK;
+    }
+    return ap_orch_model_builtin(NULL, a, tenant_id, agent_id, task_id, headers, nheaders, req, resp,
+                                 lerr, err);
+}
+
+static void create_for(ap_db_t *db, const char *agent, const char *objective, char id[AP_UUID_LEN]) {
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    json_t *in = json_pack("{s:s,s:s,s:s}", "assigned_agent_id", agent, "group_id", GRP,
+                           "objective", objective);
+    json_t *out = NULL;
+    ap_actor_t actor = {.type = "system", .id = "test"};
+    if (ap_db_begin(db, TA, AP_TX_WRITE, a, &tx, &err) ||
+        ap_orch_task_create(tx, TA, &actor, in, &out, NULL, &err) || ap_tx_commit(tx, &err))
+        fail_msg("create: %s", err.detail);
+    snprintf(id, AP_UUID_LEN, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(in);
+    json_decref(out);
+    ap_arena_free(a);
+}
+
+static const char *status_of(ap_db_t *db, const char *id, char *buf, size_t cap) {
+    ap_arena_t *a = ap_arena_new(1024);
+    ap_tx_t *tx;
+    ap_rows_t r;
+    ap_err_t err = {0};
+    if (ap_db_begin(db, TA, AP_TX_READ, a, &tx, &err) || ap_orch_task_row(tx, TA, id, &r, &err))
+        fail_msg("%s", err.detail);
+    snprintf(buf, cap, "%s %s", ap_rows_get(&r, 0, "status"), ap_rows_get(&r, 0, "assigned_agent_id"));
+    ap_arena_free(a);
+    return buf;
+}
+
+static void test_escalation_rules(void **state) {
+    (void)state;
+    ap_db_t *db = tu_open();
+    seed_team(db);
+    /* on_failure: the Researcher's model is down; after max_attempts the
+     * task goes to its supervisor instead of failing */
+    tu_exec(db, TA, "UPDATE agent_groups SET escalation_rules = ? WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT("{\"on_failure\":true,\"max_attempts\":1}"), AP_VTEXT(GRP)}, 2);
+    char id[AP_UUID_LEN], buf[128];
+    create_for(db, RES, "How much did the EV battery market grow in 2024?", id);
+    model_state_t m = {0};
+    ap_orch_loop_env_t env = {.db = db, .lease_ms = 60000, .model = flaky_model, .model_ud = &m,
+                              .batch_steps = 16};
+    drain(db, &env);
+    assert_string_equal(status_of(db, id, buf, sizeof buf), "completed " MGR);
+    assert_int_equal(tu_count(db, TA,
+                              "SELECT COUNT(*) FROM agent_messages WHERE task_id = ? AND"
+                              " message_type = 'escalation' AND from_agent_id = ? AND to_agent_id = ?",
+                              (ap_val_t[]){AP_VTEXT(id), AP_VTEXT(RES), AP_VTEXT(MGR)}, 3),
+                     1);
+    /* without on_failure the same task fails, with its reason */
+    tu_exec(db, TA, "UPDATE agent_groups SET escalation_rules = ? WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT("{\"max_attempts\":1}"), AP_VTEXT(GRP)}, 2);
+    create_for(db, RES, "How much did the EV battery market grow in 2024?", id);
+    drain(db, &env);
+    assert_string_equal(status_of(db, id, buf, sizeof buf), "failed " RES);
+    assert_int_equal(tu_count(db, TA,
+                              "SELECT COUNT(*) FROM agent_tasks WHERE id = ? AND error LIKE"
+                              " '%model_unavailable%overloaded%'",
+                              (ap_val_t[]){AP_VTEXT(id)}, 1),
+                     1);
+    /* escalate_to human: a low-confidence answer waits for a person */
+    tu_exec(db, TA, "UPDATE agent_groups SET escalation_rules = ? WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT("{\"min_confidence\":0.5,\"escalate_to\":\"human\"}"), AP_VTEXT(GRP)},
+            2);
+    create_for(db, WRI, "What is the capital of Freedonia?", id);
+    drain(db, &env);
+    assert_string_equal(status_of(db, id, buf, sizeof buf), "reviewing " WRI);
+    assert_int_equal(tu_count(db, TA,
+                              "SELECT COUNT(*) FROM agent_messages WHERE task_id = ? AND"
+                              " message_type = 'approval_request' AND content LIKE '%escalation%'",
+                              (ap_val_t[]){AP_VTEXT(id)}, 1),
+                     1);
+    ap_db_close(db);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sched_priority_within_tenant),
@@ -371,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_delegation_runs_to_completion),
         cmocka_unit_test(test_crash_at_any_point_loses_and_repeats_nothing),
         cmocka_unit_test(test_cancel_cascades_and_stops_the_runner),
+        cmocka_unit_test(test_escalation_rules),
     };
     TU_RUN_BACKENDS(tests);
 }

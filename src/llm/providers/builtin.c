@@ -7,7 +7,10 @@
  *    the conversation → a final answer built from them; else delegation
  *    (delegate_to_agent offered, agents listed, some part matches); else
  *    facts to record (remember/learn_entity offered, "X is Y" / "X: Y" in
- *    the user's message); else an extractive answer.  Because a turn that
+ *    the user's message); else a request for approval (request_approval
+ *    offered, the objective speaks of approval); else an extractive
+ *    answer, or, when nothing is relevant and colleagues are listed, a
+ *    query_agent call to the best-matching one.  Because a turn that
  *    ends in tool results always produces a final answer, the heuristic
  *    cannot loop on its own tool calls.
  * 2. Matching is by terms: lower-cased words minus stopwords, through a
@@ -432,10 +435,12 @@ typedef struct {
  * The bullet, the name, the role and the word "capabilities" are
  * optional; the colon after the id/name/role is not, so a sentence that
  * merely starts with "Agent" is not a listing. */
-static bool agent_spans(span_t line, span_t *id, span_t *name, span_t *role, span_t *caps) {
+static bool listing_spans(span_t line, const char *kw, span_t *id, span_t *name, span_t *role,
+                          span_t *caps) {
     span_t s = strip_bullet(line);
-    if (!istarts(s, "agent") || s.n < 7 || !is_sp((unsigned char)s.p[5])) return false;
-    s = trim((span_t){s.p + 5, s.n - 5});
+    size_t k = strlen(kw);
+    if (!istarts(s, kw) || s.n < k + 2 || !is_sp((unsigned char)s.p[k])) return false;
+    s = trim((span_t){s.p + k, s.n - k});
     size_t i = 0;
     while (i < s.n && !is_sp((unsigned char)s.p[i]) && !strchr(":\"(", s.p[i])) i++;
     if (!i) return false;
@@ -464,14 +469,17 @@ static bool agent_spans(span_t line, span_t *id, span_t *name, span_t *role, spa
     return true;
 }
 
+/* Agent listing lines (delegation targets) and colleague lines
+ * ("- colleague <id> …", query_agent targets): never knowledge. */
 static bool is_agent_line(span_t line) {
     span_t id, name, role, caps;
-    return agent_spans(line, &id, &name, &role, &caps);
+    return listing_spans(line, "agent", &id, &name, &role, &caps) ||
+           listing_spans(line, "colleague", &id, &name, &role, &caps);
 }
 
-static bool parse_agent(ap_arena_t *a, span_t line, agent_t *ag) {
+static bool parse_agent(ap_arena_t *a, span_t line, const char *kw, agent_t *ag) {
     span_t id, name, role, caps;
-    if (!agent_spans(line, &id, &name, &role, &caps)) return false;
+    if (!listing_spans(line, kw, &id, &name, &role, &caps)) return false;
     memset(ag, 0, sizeof *ag);
     ag->id = dup(a, id);
     ag->name = dup(a, name);
@@ -493,6 +501,8 @@ typedef struct {
     span_t objective;  /* the part of it that is the objective/question */
     agent_t *agents;
     int nagents;
+    agent_t *colleagues; /* "- colleague …" lines of the system messages */
+    int ncolleagues;
     char hex[AP_SHA256_HEX];
     /* the outcome */
     ap_llm_tool_call_t *calls;
@@ -594,7 +604,17 @@ static void analyse(bctx_t *c) {
         span_t line;
         span_t text = sp(c->text[i]);
         while (c->nagents < AP_BUILTIN_MAX_AGENTS && next_line(text, &pos, &line))
-            if (parse_agent(a, line, &c->agents[c->nagents])) c->nagents++;
+            if (parse_agent(a, line, "agent", &c->agents[c->nagents])) c->nagents++;
+    }
+    c->colleagues = ap_arena_calloc(a, AP_BUILTIN_MAX_AGENTS * sizeof *c->colleagues);
+    for (int i = 0; i < r->nmsgs && c->ncolleagues < AP_BUILTIN_MAX_AGENTS; i++) {
+        if (r->msgs[i].role != AP_LLM_SYSTEM) continue;
+        size_t pos = 0;
+        span_t line;
+        span_t text = sp(c->text[i]);
+        while (c->ncolleagues < AP_BUILTIN_MAX_AGENTS && next_line(text, &pos, &line))
+            if (parse_agent(a, line, "colleague", &c->colleagues[c->ncolleagues]))
+                c->ncolleagues++;
     }
 
     /* The request's hash: ids derive from it. */
@@ -1078,6 +1098,63 @@ static bool delegate(bctx_t *c) {
         fill_required(args, t, sb_str(&obj), 0.8);
         add_call(c, "delegate_to_agent", args);
     }
+    return true;
+}
+
+/* ---- approval and consultation ------------------------------------------ */
+
+/* request_approval offered and the objective speaks of approval ("approv…",
+ * "sign-off", "sign off"): ask for it first, giving the sentence as the
+ * reason. */
+typedef struct {
+    span_t hit;
+} approval_scan_t;
+
+static void approval_sentence(void *ud, span_t s) {
+    approval_scan_t *sc = ud;
+    if (!sc->hit.n && (contains_ci(s, "approv") || contains_ci(s, "sign-off") ||
+                       contains_ci(s, "sign off")))
+        sc->hit = s;
+}
+
+static bool ask_approval(bctx_t *c) {
+    if (!allowed(c, "request_approval")) return false;
+    approval_scan_t sc = {{"", 0}};
+    size_t pos = 0;
+    span_t line;
+    while (next_line(c->objective, &pos, &line)) each_sentence(line, approval_sentence, &sc);
+    if (!sc.hit.n) return false;
+    sb_t b = {c->a};
+    sb_sentence(&b, sc.hit);
+    json_t *args = json_object();
+    json_object_set_new(args, "reason", jstr(sb_str(&b)));
+    fill_required(args, offered(c, "request_approval"), sb_str(&b), 0.5);
+    add_call(c, "request_approval", args);
+    return true;
+}
+
+/* query_agent offered, colleagues listed, and nothing in the context
+ * answers: ask the colleague whose capabilities match the objective best
+ * (the first listed on a tie or no match). */
+static bool consult(bctx_t *c) {
+    if (!allowed(c, "query_agent") || !c->ncolleagues) return false;
+    terms_t t = {0};
+    terms_add_text(c->a, &t, c->objective, 64);
+    int best = 0, bs = -1;
+    for (int j = 0; j < c->ncolleagues; j++) {
+        int sc = agent_score(&t, &c->colleagues[j]);
+        if (sc > bs) {
+            bs = sc;
+            best = j;
+        }
+    }
+    sb_t q = {c->a};
+    sb_add(&q, c->objective.p, c->objective.n);
+    json_t *args = json_object();
+    json_object_set_new(args, "agent_id", jstr(c->colleagues[best].id));
+    json_object_set_new(args, "question", jstr(sb_str(&q)));
+    fill_required(args, offered(c, "query_agent"), sb_str(&q), 0.5);
+    add_call(c, "query_agent", args);
     return true;
 }
 
@@ -1567,9 +1644,10 @@ ap_rc ap_builtin_complete(ap_arena_t *a, const ap_llm_req_t *req, ap_llm_resp_t 
     bool after_tools = r->nmsgs > 0 && r->msgs[r->nmsgs - 1].role == AP_LLM_TOOL;
     if (after_tools) {
         from_results(&c);
-    } else if (!delegate(&c) && !record_facts(&c)) {
+    } else if (!delegate(&c) && !record_facts(&c) && !ask_approval(&c)) {
         int found;
         c.answer = extract(&c, c.objective, &found);
+        if (!found) consult(&c); /* a call to query_agent replaces the answer */
     }
 
     const char *forced = r->tool_choice && strcmp(r->tool_choice, "auto") &&

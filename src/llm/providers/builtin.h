@@ -14,8 +14,12 @@
  *        split the objective and delegate each part to the best match;
  *      - with `remember` / `learn_entity` offered and facts ("X is Y",
  *        "X: Y") in the user's message: record them;
- *      - otherwise answer extractively from the context, or say plainly
- *        "I have no information about …".
+ *      - with `request_approval` offered and an objective that speaks of
+ *        approval: ask for it first;
+ *      - otherwise answer extractively from the context; when nothing is
+ *        relevant, ask a listed colleague (`query_agent`, lines
+ *          - colleague <id> "<name>" (<role>): a, b
+ *        ) when offered, or say plainly "I have no information about …".
  *    A final answer goes through `complete_task` when that tool is offered.
  * 2. Deterministic: the same request gives the same response (ids are
  *    derived from a hash of the request); only resp.created reads the
