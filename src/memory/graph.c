@@ -16,6 +16,7 @@
 
 #include "core/id.h"
 #include "core/time.h"
+#include "memory/text.h"
 
 const char *const ap_graph_single_valued[] = {
     "located_in", "headquartered_in", "part_of", "reports_to", "works_for", "owned_by",
@@ -71,24 +72,6 @@ static const ap_jfield_t query_fields[] = {
 #define REL_COLS                                                                          \
     "id, from_entity_id, to_entity_id, relation_type, strength, evidence,"                \
     " discovered_by_agent_id, valid_from, valid_to, created_at, updated_at"
-
-const char *ap_graph_norm(ap_arena_t *a, const char *name) {
-    char *o = ap_arena_alloc(a, strlen(name) + 1);
-    size_t n = 0;
-    bool space = false;
-    for (const char *p = name; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (isspace(ch)) {
-            space = n > 0;
-            continue;
-        }
-        if (space) o[n++] = ' ';
-        space = false;
-        o[n++] = (char)tolower(ch);
-    }
-    o[n] = '\0';
-    return o;
-}
 
 static ap_rc not_found(ap_err_t *err, const char *what, const char *id) {
     return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "entity not found",
@@ -177,7 +160,7 @@ static ap_rc upsert_entity(ap_tx_t *tx, const char *tenant, const char *agent, c
                            const char *name, double conf, const char *at, const char *now,
                            const char **id, ap_err_t *err) {
     ap_arena_t *a = ap_tx_arena(tx);
-    const char *norm = ap_graph_norm(a, name);
+    const char *norm = ap_mem_norm_name(a, name);
     if (!*norm || !*type) return bad(err, !*norm ? "name" : "entity_type", "must not be empty");
     char nid[AP_UUID_LEN];
     ap_uuid7(nid);
@@ -526,7 +509,7 @@ ap_rc ap_graph_query(ap_tx_t *tx, const char *tenant, json_t *in, json_t **out, 
     }
     const char *name = ap_json_str(in, "name"), *type = ap_json_str(in, "entity_type");
     const char *attr = ap_json_str(in, "attribute"), *value = ap_json_str(in, "value");
-    const char *like = name ? ap_arena_printf(a, "%%%s%%", ap_graph_norm(a, name)) : NULL;
+    const char *like = name ? ap_arena_printf(a, "%%%s%%", ap_mem_norm_name(a, name)) : NULL;
     const char *vjson = NULL;
     if (value) {
         json_t *s = json_string(value);
@@ -753,7 +736,7 @@ ap_rc ap_graph_delete(ap_tx_t *tx, const char *tenant, const ap_actor_t *actor, 
 ap_rc ap_graph_facts_for_text(ap_tx_t *tx, const char *tenant, const char *text, int limit,
                               json_t **out, ap_err_t *err) {
     ap_arena_t *a = ap_tx_arena(tx);
-    const char *norm = ap_graph_norm(a, text);
+    const char *norm = ap_mem_norm_name(a, text);
     ap_rows_t rows;
     ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(norm), AP_VINT(limit)};
     ap_rc rc = ap_tx_query(tx,

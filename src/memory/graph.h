@@ -69,7 +69,5 @@ ap_rc ap_graph_delete(ap_tx_t *tx, const char *tenant_id, const ap_actor_t *acto
  * a JSON array of {entity_type, name, attributes} (new reference). */
 ap_rc ap_graph_facts_for_text(ap_tx_t *tx, const char *tenant_id, const char *text, int limit,
                               json_t **out, ap_err_t *err);
-/* Lower case, trimmed, inner whitespace collapsed (arena memory). */
-const char *ap_graph_norm(ap_arena_t *a, const char *name);
 
 #endif

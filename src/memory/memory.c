@@ -36,6 +36,7 @@
 #include "llm/embed_call.h"
 #include "memory/graph.h"
 #include "memory/index.h"
+#include "memory/text.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "embeddings are stored as little-endian float32"
@@ -494,51 +495,6 @@ static ap_rc ensure_index(ap_mem_t *m, ap_tx_t *tx, const char *tenant, const ch
 
 /* ---------- remember ---------- */
 
-static bool is_copula(const char *w, size_t n) {
-    static const char *const cop[] = {"is",    "are", "was",   "were",   "has", "have",
-                                      "likes", "prefers", "uses", "equals", "lives", NULL};
-    for (int i = 0; cop[i]; i++)
-        if (strlen(cop[i]) == n && !memcmp(cop[i], w, n)) return true;
-    return false;
-}
-
-const char *ap_mem_subject(ap_arena_t *a, const char *content) {
-    /* words (lower-cased, letters/digits/'), up to a copula or ':' */
-    char *out = ap_arena_alloc(a, strlen(content) + 1);
-    size_t o = 0;
-    int words = 0;
-    const char *p = content;
-    while (*p) {
-        while (*p && !isalnum((unsigned char)*p) && *p != ':' && !((unsigned char)*p & 0x80)) p++;
-        if (!*p) break;
-        if (*p == ':') {
-            if (!words) return NULL;
-            out[o] = '\0';
-            return out;
-        }
-        const char *w = p;
-        while (*p && (isalnum((unsigned char)*p) || *p == '\'' || ((unsigned char)*p & 0x80))) p++;
-        size_t n = (size_t)(p - w);
-        char low[16];
-        size_t ln = n < sizeof low ? n : sizeof low - 1;
-        for (size_t i = 0; i < ln; i++) low[i] = (char)tolower((unsigned char)w[i]);
-        if (n < sizeof low && is_copula(low, n)) {
-            if (!words) return NULL;
-            out[o] = '\0';
-            return out;
-        }
-        if (++words > 8) return NULL;
-        if ((n == 3 && !strncasecmp(w, "the", 3)) || (n == 1 && (*w == 'a' || *w == 'A')) ||
-            (n == 2 && !strncasecmp(w, "an", 2))) {
-            words--;
-            continue;
-        }
-        if (o) out[o++] = ' ';
-        for (size_t i = 0; i < n; i++) out[o++] = (char)tolower((unsigned char)w[i]);
-    }
-    return NULL;
-}
-
 static ap_rc bad_time(ap_err_t *err, const char *field, const char *v) {
     return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid timestamp",
                       "use RFC 3339 UTC, like 2026-01-31T12:00:00Z", "%s \"%.40s\"", field, v);
@@ -906,18 +862,6 @@ typedef struct {
     bool changed;
 } cand_t;
 
-static bool same_text(const char *x, const char *y) {
-    /* equal once case, spaces and punctuation are ignored */
-    for (;;) {
-        while (*x && !isalnum((unsigned char)*x)) x++;
-        while (*y && !isalnum((unsigned char)*y)) y++;
-        if (!*x || !*y) return !*x && !*y;
-        if (tolower((unsigned char)*x) != tolower((unsigned char)*y)) return false;
-        x++;
-        y++;
-    }
-}
-
 #define CONSOLIDATE_MAX 5000
 
 static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
@@ -982,7 +926,7 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
             float sim = ap_embed_cosine(x->vec, y->vec, x->dim);
             bool facts = !strcmp(x->type, "fact") && x->subject && y->subject &&
                          !strcmp(x->subject, y->subject);
-            if (facts && !same_text(x->content, y->content) && sim >= c.contra_threshold) {
+            if (facts && !ap_mem_same_text(x->content, y->content) && sim >= c.contra_threshold) {
                 x->fate = 2; /* the older fact gives way */
                 x->into = j;
             } else if (sim >= c.dup_threshold) {

@@ -149,8 +149,5 @@ ap_rc ap_mem_tool_query_knowledge(ap_mem_t *m, const char *tenant_id, const char
 ap_rc ap_mem_task_context(ap_mem_t *m, const char *tenant_id, const char *agent_id,
                           const char *objective, int limit, json_t **result, ap_err_t *err);
 
-/* Normalised subject of a fact ("The capital of France is Paris" →
- * "capital of france"), or NULL; arena memory.  Exposed for tests. */
-const char *ap_mem_subject(ap_arena_t *a, const char *content);
 
 #endif

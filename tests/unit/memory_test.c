@@ -13,6 +13,7 @@
 #include "memory/hot.h"
 #include "memory/index.h"
 #include "memory/memory.h"
+#include "memory/text.h"
 
 #define T1 "11111111-0000-7000-8000-000000000001"
 #define T2 "22222222-0000-7000-8000-000000000002"
@@ -606,6 +607,9 @@ static void test_config_check_and_subject(void **state) {
     assert_string_equal(ap_mem_subject(a, "Alice's manager: Bob"), "alice's manager");
     assert_null(ap_mem_subject(a, "remember to buy milk"));
     assert_null(ap_mem_subject(a, "is it raining"));
+    assert_true(ap_mem_same_text("The build failed.", "the  build FAILED"));
+    assert_false(ap_mem_same_text("The build failed", "The build passed"));
+    assert_string_equal(ap_mem_norm_name(a, "  Acme   Corp "), "acme corp");
     ap_arena_free(a);
 }
 
