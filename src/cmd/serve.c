@@ -52,6 +52,7 @@
 #include "events/event.h"
 #include "llm/call.h"
 #include "orch/runner.h"
+#include "orch/tools_ext.h"
 #include "store/migrate.h"
 #include "tenant/tenant.h"
 
@@ -404,8 +405,13 @@ int ap_cmd_serve(int argc, char **argv) {
     static ap_llm_call_env_t call_env;
     call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
                                    .breaker = app.breaker, .master_key = master_key};
+    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
+    ap_mem_new(&mo, &app.memory, &err);
+    /* agents' memory and MCP tools (orch/tools_ext.h) */
+    static ap_orch_ext_t task_ext;
+    task_ext = (ap_orch_ext_t){.db = db, .mem = app.memory, .master_key = master_key};
     if (task_workers > 0) {
-        ap_orch_runner_opts_t ro = {.db = db, .bus = app.bus, .workers = task_workers,
+        ap_orch_runner_opts_t ro = {.ext = &task_ext,.db = db, .bus = app.bus, .workers = task_workers,
                                     .tenant_quota = task_quota, .lease_ms = task_lease,
                                     .scan_ms = task_scan, .step_delay_ms = task_delay,
                                     .model = ap_orch_model_llm, .model_ud = &call_env,
@@ -415,12 +421,11 @@ int ap_cmd_serve(int argc, char **argv) {
                                     .default_model = ap_config_get(opts, "task-model")};
         if (ap_orch_runner_start(&ro, &app.runner, &err)) {
             ap_cmd_print_err(&err);
+            ap_mem_free(app.memory);
             ap_mcp_allowlist_free(mcp_allow);
             return 1;
         }
     }
-    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
-    ap_mem_new(&mo, &app.memory, &err);
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
     ap_server_t *srv = NULL;
     if (ap_server_start(&app, &so, &srv, &err)) {
