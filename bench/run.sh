@@ -78,14 +78,20 @@ if [ "${BENCH_SKIP_GATEWAY:-0}" != 1 ]; then
   echo >>bench/RESULTS.md
   bash bench/gateway.sh >/dev/null
 fi
+# the task runner (bench/tasks.sh) appends its "## Tasks" section;
+# BENCH_SKIP_TASKS=1 leaves it out
+if [ "${BENCH_SKIP_TASKS:-0}" != 1 ]; then
+  bash bench/tasks.sh >/dev/null
+fi
 # the vector index against hnswlib (bench/vec/run.sh) appends its
 # "## Vector index" section; BENCH_SKIP_VEC=1 leaves it out
 if [ "${BENCH_SKIP_VEC:-0}" != 1 ]; then
   bash bench/vec/run.sh >/dev/null
 fi
-# the task runner (bench/tasks.sh) appends its "## Tasks" section;
-# BENCH_SKIP_TASKS=1 leaves it out
-if [ "${BENCH_SKIP_TASKS:-0}" != 1 ]; then
-  bash bench/tasks.sh >/dev/null
+# agent memory through the API (bench/memory/run.sh) appends "## Agent
+# memory"; BENCH_SKIP_MEMORY=1 leaves it out
+if [ "${BENCH_SKIP_MEMORY:-0}" != 1 ]; then
+  echo >>bench/RESULTS.md
+  bash bench/memory/run.sh
 fi
 cat bench/RESULTS.md

@@ -91,6 +91,24 @@ void ap_h_agent_deploy(ap_req_t *r);
 void ap_h_agent_pause(ap_req_t *r);
 void ap_h_agent_resume(ap_req_t *r);
 void ap_h_agent_retire(ap_req_t *r);
+/* agent memory (memory.c) and the knowledge graph (knowledge.c) */
+void ap_h_mem_remember(ap_req_t *r);
+void ap_h_mem_recall(ap_req_t *r);
+void ap_h_mem_consolidate(ap_req_t *r);
+void ap_h_mem_share(ap_req_t *r);
+void ap_h_mem_list(ap_req_t *r);
+void ap_h_mem_get(ap_req_t *r);
+void ap_h_mem_forget(ap_req_t *r);
+void ap_h_mem_context_push(ap_req_t *r);
+void ap_h_mem_context_get(ap_req_t *r);
+void ap_h_kg_learn(ap_req_t *r);
+void ap_h_kg_relate(ap_req_t *r);
+void ap_h_kg_list(ap_req_t *r);
+void ap_h_kg_get(ap_req_t *r);
+void ap_h_kg_delete(ap_req_t *r);
+void ap_h_kg_neighbors(ap_req_t *r);
+void ap_h_kg_paths(ap_req_t *r);
+void ap_h_kg_export(ap_req_t *r);
 /* groups, members, hierarchy, relationships, skills (agent_groups.c) */
 void ap_h_group_create(ap_req_t *r);
 void ap_h_group_list(ap_req_t *r);
@@ -116,5 +134,16 @@ void ap_h_gw_chat(ap_req_t *r);
 void ap_h_gw_messages(ap_req_t *r);
 void ap_h_gw_embeddings(ap_req_t *r);
 void ap_h_gw_models(ap_req_t *r);
+
+/* the MCP endpoint (mcp.c) */
+void ap_h_mcp_post(ap_req_t *r);
+void ap_h_mcp_delete(ap_req_t *r);
+/* a tenant's external MCP servers (mcp_servers.c) */
+void ap_h_mcp_server_create(ap_req_t *r);
+void ap_h_mcp_server_list(ap_req_t *r);
+void ap_h_mcp_server_get(ap_req_t *r);
+void ap_h_mcp_server_delete(ap_req_t *r);
+void ap_h_mcp_server_discover(ap_req_t *r);
+void ap_h_mcp_server_call(ap_req_t *r);
 
 #endif

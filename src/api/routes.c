@@ -126,6 +126,42 @@ const ap_route_t ap_routes[] = {
     {"POST", "/api/v1/agents/{agent_id}:pause", ap_h_agent_pause, AP_PERM_AGENT_WRITE, AP_SCOPE_CRED, "agent.pause"},
     {"POST", "/api/v1/agents/{agent_id}:resume", ap_h_agent_resume, AP_PERM_AGENT_WRITE, AP_SCOPE_CRED, "agent.resume"},
     {"POST", "/api/v1/agents/{agent_id}:retire", ap_h_agent_retire, AP_PERM_AGENT_WRITE, AP_SCOPE_CRED, "agent.retire"},
+    /* agent memory: canonical per agent; the /api/v1/memory alias names the agent in the
+     * body (or ?agent_id= on the list) or through the memory id (api/memory.c) */
+    {"GET", T "/agents/{agent_id}/memory", ap_h_mem_list, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.list"},
+    {"POST", T "/agents/{agent_id}/memory", ap_h_mem_remember, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.remember"},
+    {"GET", T "/agents/{agent_id}/memory/{memory_id}", ap_h_mem_get, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.get"},
+    {"DELETE", T "/agents/{agent_id}/memory/{memory_id}", ap_h_mem_forget, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.forget"},
+    {"POST", T "/agents/{agent_id}/memory:recall", ap_h_mem_recall, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.recall"},
+    {"POST", T "/agents/{agent_id}/memory:consolidate", ap_h_mem_consolidate, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.consolidate"},
+    {"POST", T "/agents/{agent_id}/memory:share", ap_h_mem_share, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.share"},
+    {"POST", T "/agents/{agent_id}/context", ap_h_mem_context_push, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "memory.context.push"},
+    {"GET", T "/agents/{agent_id}/context/{conversation_id}", ap_h_mem_context_get, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "memory.context.get"},
+    {"GET", "/api/v1/memory", ap_h_mem_list, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "memory.list"},
+    {"POST", "/api/v1/memory", ap_h_mem_remember, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.remember"},
+    {"GET", "/api/v1/memory/{memory_id}", ap_h_mem_get, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "memory.get"},
+    {"DELETE", "/api/v1/memory/{memory_id}", ap_h_mem_forget, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.forget"},
+    {"POST", "/api/v1/memory:recall", ap_h_mem_recall, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "memory.recall"},
+    {"POST", "/api/v1/memory:consolidate", ap_h_mem_consolidate, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.consolidate"},
+    {"POST", "/api/v1/memory:share", ap_h_mem_share, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "memory.share"},
+
+    /* the knowledge graph of the tenant (api/knowledge.c) */
+    {"POST", T "/knowledge/entities", ap_h_kg_learn, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "knowledge.learn"},
+    {"GET", T "/knowledge/entities", ap_h_kg_list, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.list"},
+    {"GET", T "/knowledge/entities/{entity_id}", ap_h_kg_get, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.get"},
+    {"DELETE", T "/knowledge/entities/{entity_id}", ap_h_kg_delete, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "knowledge.delete"},
+    {"GET", T "/knowledge/entities/{entity_id}/neighbors", ap_h_kg_neighbors, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.neighbors"},
+    {"GET", T "/knowledge/entities/{entity_id}/paths", ap_h_kg_paths, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.paths"},
+    {"POST", T "/knowledge/relations", ap_h_kg_relate, AP_PERM_MEMORY_WRITE, AP_SCOPE_PATH, "knowledge.relate"},
+    {"GET", T "/knowledge/graph", ap_h_kg_export, AP_PERM_MEMORY_READ, AP_SCOPE_PATH, "knowledge.export"},
+    {"POST", "/api/v1/knowledge/entities", ap_h_kg_learn, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "knowledge.learn"},
+    {"GET", "/api/v1/knowledge/entities", ap_h_kg_list, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.list"},
+    {"GET", "/api/v1/knowledge/entities/{entity_id}", ap_h_kg_get, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.get"},
+    {"DELETE", "/api/v1/knowledge/entities/{entity_id}", ap_h_kg_delete, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "knowledge.delete"},
+    {"GET", "/api/v1/knowledge/entities/{entity_id}/neighbors", ap_h_kg_neighbors, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.neighbors"},
+    {"GET", "/api/v1/knowledge/entities/{entity_id}/paths", ap_h_kg_paths, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.paths"},
+    {"POST", "/api/v1/knowledge/relations", ap_h_kg_relate, AP_PERM_MEMORY_WRITE, AP_SCOPE_CRED, "knowledge.relate"},
+    {"GET", "/api/v1/knowledge/graph", ap_h_kg_export, AP_PERM_MEMORY_READ, AP_SCOPE_CRED, "knowledge.export"},
 
     /* skills, groups, relationships (api/agent_groups.c) */
     {"POST", T "/agents/{agent_id}/skills", ap_h_skill_create, AP_PERM_AGENT_WRITE, AP_SCOPE_PATH, "agent.skill.create"},
@@ -170,6 +206,24 @@ const ap_route_t ap_routes[] = {
     {"POST", "/v1/embeddings", ap_h_gw_embeddings, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.embeddings", 1},
     {"GET", "/v1/models", ap_h_gw_models, AP_PERM_LLM_READ, AP_SCOPE_CRED, "llm.models", 1},
     {"POST", "/v1/messages", ap_h_gw_messages, AP_PERM_LLM_INVOKE, AP_SCOPE_CRED, "llm.messages", 2},
+
+    /* the MCP endpoint (Streamable HTTP); errors as JSON-RPC error objects */
+    {"POST", "/mcp", ap_h_mcp_post, AP_PERM_MCP_USE, AP_SCOPE_CRED, "mcp.call", AP_ERROR_WIRE_JSONRPC},
+    {"DELETE", "/mcp", ap_h_mcp_delete, AP_PERM_MCP_USE, AP_SCOPE_CRED, "mcp.session.delete", AP_ERROR_WIRE_JSONRPC},
+
+    /* external MCP servers of the tenant, for its agents (api/mcp_servers.c) */
+    {"POST", T "/mcp-servers", ap_h_mcp_server_create, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_PATH, "mcp.server.create"},
+    {"GET", T "/mcp-servers", ap_h_mcp_server_list, AP_PERM_AGENT_READ, AP_SCOPE_PATH, "mcp.server.list"},
+    {"GET", T "/mcp-servers/{server_id}", ap_h_mcp_server_get, AP_PERM_AGENT_READ, AP_SCOPE_PATH, "mcp.server.get"},
+    {"DELETE", T "/mcp-servers/{server_id}", ap_h_mcp_server_delete, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_PATH, "mcp.server.delete"},
+    {"POST", T "/mcp-servers/{server_id}:discover", ap_h_mcp_server_discover, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_PATH, "mcp.server.discover"},
+    {"POST", T "/mcp-servers/{server_id}/tools/{tool}:call", ap_h_mcp_server_call, AP_PERM_TASK_WRITE, AP_SCOPE_PATH, "mcp.server.call"},
+    {"POST", "/api/v1/mcp-servers", ap_h_mcp_server_create, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_CRED, "mcp.server.create"},
+    {"GET", "/api/v1/mcp-servers", ap_h_mcp_server_list, AP_PERM_AGENT_READ, AP_SCOPE_CRED, "mcp.server.list"},
+    {"GET", "/api/v1/mcp-servers/{server_id}", ap_h_mcp_server_get, AP_PERM_AGENT_READ, AP_SCOPE_CRED, "mcp.server.get"},
+    {"DELETE", "/api/v1/mcp-servers/{server_id}", ap_h_mcp_server_delete, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_CRED, "mcp.server.delete"},
+    {"POST", "/api/v1/mcp-servers/{server_id}:discover", ap_h_mcp_server_discover, AP_PERM_MCP_SERVER_WRITE, AP_SCOPE_CRED, "mcp.server.discover"},
+    {"POST", "/api/v1/mcp-servers/{server_id}/tools/{tool}:call", ap_h_mcp_server_call, AP_PERM_TASK_WRITE, AP_SCOPE_CRED, "mcp.server.call"},
 
     {NULL, NULL, NULL, AP_PERM_NONE, AP_SCOPE_PUBLIC, NULL},
 };

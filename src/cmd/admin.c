@@ -151,25 +151,35 @@ static int rotate_master_key(int argc, char **argv) {
     ap_rows_t rows;
     int64_t n = 0;
     if (!rc) rc = ap_db_begin(db, NULL, AP_TX_WRITE, a, &tx, &err);
-    if (!rc)
-        rc = ap_tx_query(tx,
-                         "SELECT id, byok_data_key_wrapped FROM llm_configs"
-                         " WHERE byok_data_key_wrapped IS NOT NULL ORDER BY id",
-                         NULL, 0, &rows, &err);
-    for (int i = 0; !rc && i < rows.nrows; i++, n++) {
-        const char *wrapped;
-        rc = ap_secret_rewrap(old_key, new_key, ap_rows_get(&rows, i, "byok_data_key_wrapped"), a,
-                              &wrapped, &err);
-        if (rc) {
-            snprintf(err.detail, sizeof err.detail,
-                     "LLM configuration %s: its data key does not open with the current master "
-                     "key; nothing was changed",
-                     ap_rows_get(&rows, i, "id"));
-            break;
+    /* every table that holds a wrapped data key: LLM configurations' BYOK
+     * keys and MCP servers' Authorization headers */
+    static const struct {
+        const char *table, *col, *what;
+    } sealed[] = {
+        {"llm_configs", "byok_data_key_wrapped", "LLM configuration"},
+        {"mcp_servers", "auth_data_key_wrapped", "MCP server"},
+    };
+    for (size_t t = 0; !rc && t < sizeof sealed / sizeof sealed[0]; t++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT id, %s AS wrapped FROM %s WHERE %s IS NOT NULL ORDER BY id",
+                 sealed[t].col, sealed[t].table, sealed[t].col);
+        rc = ap_tx_query(tx, sql, NULL, 0, &rows, &err);
+        for (int i = 0; !rc && i < rows.nrows; i++, n++) {
+            const char *wrapped;
+            rc = ap_secret_rewrap(old_key, new_key, ap_rows_get(&rows, i, "wrapped"), a, &wrapped,
+                                  &err);
+            if (rc) {
+                snprintf(err.detail, sizeof err.detail,
+                         "%s %s: its data key does not open with the current master key; nothing "
+                         "was changed",
+                         sealed[t].what, ap_rows_get(&rows, i, "id"));
+                break;
+            }
+            snprintf(sql, sizeof sql, "UPDATE %s SET %s = ? WHERE id = ?", sealed[t].table,
+                     sealed[t].col);
+            ap_val_t v[] = {AP_VTEXT(wrapped), AP_VTEXT(ap_rows_get(&rows, i, "id"))};
+            rc = ap_tx_query(tx, sql, v, 2, NULL, &err);
         }
-        ap_val_t v[] = {AP_VTEXT(wrapped), AP_VTEXT(ap_rows_get(&rows, i, "id"))};
-        rc = ap_tx_query(tx, "UPDATE llm_configs SET byok_data_key_wrapped = ? WHERE id = ?", v, 2,
-                         NULL, &err);
     }
     if (!rc) rc = ap_tx_commit(tx, &err);
     ap_arena_free(a);
@@ -205,6 +215,7 @@ static int routes(void) {
                               "action", r->action, "errors",
                               r->error_wire == 0 ? "problem"
                               : r->error_wire == 1 ? "openai"
+                              : r->error_wire == AP_ERROR_WIRE_JSONRPC ? "jsonrpc"
                                                    : "anthropic");
         char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", line);

@@ -16,7 +16,10 @@ int ap_cmd_tenants(int argc, char **argv);
 int ap_cmd_users(int argc, char **argv);
 int ap_cmd_keys(int argc, char **argv);
 int ap_cmd_llm(int argc, char **argv);
+int ap_cmd_mcp(int argc, char **argv);
 int ap_cmd_tasks(int argc, char **argv);
+int ap_cmd_memory(int argc, char **argv);    /* memory.c */
+int ap_cmd_knowledge(int argc, char **argv); /* memory.c */
 int ap_cmd_agents(int argc, char **argv); /* agents.c */
 int ap_cmd_groups(int argc, char **argv);
 int ap_cmd_relationships(int argc, char **argv);

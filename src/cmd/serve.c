@@ -46,11 +46,14 @@
 #include "llm/breaker.h"
 #include "llm/cache.h"
 #include "llm/upstream.h"
+#include "memory/memory.h"
 #include "llm/usage.h"
+#include "mcp/client.h"
 #include "api/sse.h"
 #include "events/event.h"
 #include "llm/call.h"
 #include "orch/runner.h"
+#include "orch/tools_ext.h"
 #include "store/migrate.h"
 #include "tenant/tenant.h"
 
@@ -215,6 +218,10 @@ int ap_cmd_serve(int argc, char **argv) {
          "seconds to let in-flight requests finish on SIGTERM", false, false, NULL},
         {"retention-days", "AP_RETENTION_DAYS", "30",
          "days a deleted tenant is kept before the purge job removes it", false, false, NULL},
+        {"mcp-stdio-allow", "AP_MCP_STDIO_ALLOW", NULL,
+         "stdio MCP servers tenants may register, as JSON {\"name\": [\"/path/prog\", \"arg\"]} "
+         "or @FILE (docs/mcp.md); none when unset",
+         false, false, NULL},
         {"task-workers", "AP_TASK_WORKERS", "4", "task runner threads (0: no runner on this node)",
          false, false, NULL},
         {"task-tenant-quota", "AP_TASK_TENANT_QUOTA", "0",
@@ -294,6 +301,13 @@ int ap_cmd_serve(int argc, char **argv) {
     if (ap_config_get(opts, "db-pool") &&
         parse_int("db-pool", ap_config_get(opts, "db-pool"), 1, 1024, &pool))
         return 2;
+    ap_mcp_allowlist_t *mcp_allow = NULL;
+    if (ap_config_get(opts, "mcp-stdio-allow") &&
+        ap_mcp_allowlist_parse(ap_config_get(opts, "mcp-stdio-allow"), &mcp_allow, &err)) {
+        ap_cmd_print_err(&err);
+        return 2;
+    }
+    ap_mcp_allowlist_set(mcp_allow); /* read-only from here on */
     uint64_t t0 = ap_mono_ns();
     /* every streamed model call holds two descriptors (client, provider):
      * take the hard limit the system allows */
@@ -306,6 +320,7 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_log(AP_LOG_INFO, "starting", "{s:s,s:o}", "version", ap_version, "config", cfg);
     if (ap_crypto_init()) {
         ap_log(AP_LOG_ERROR, "libsodium failed to initialise", NULL);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     /* Signals are taken by sigwait below; block them before threads start. */
@@ -317,11 +332,15 @@ int ap_cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ap_db_t *db = ap_cmd_open_db(opts, pool);
-    if (!db) return 1;
+    if (!db) {
+        ap_mcp_allowlist_free(mcp_allow);
+        return 1;
+    }
     int applied = 0;
     if (check_pg_role(db, &err) || ap_migrate(db, &applied, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     const char *data_dir = ap_config_get(opts, "data-dir");
@@ -330,6 +349,7 @@ int ap_cmd_serve(int argc, char **argv) {
     if (bootstrap_admin_key(db, data_dir, &created, keypath, sizeof keypath, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     if (created)
@@ -357,6 +377,7 @@ int ap_cmd_serve(int argc, char **argv) {
     if (ap_secret_master_load(data_dir, master_key, &master_from_file, &err)) {
         ap_cmd_print_err(&err);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
 
@@ -380,6 +401,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_llm_cache_free(app.llm_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     ap_usage_writer_set_cache(app.usage, app.llm_cache);
@@ -390,8 +412,13 @@ int ap_cmd_serve(int argc, char **argv) {
     call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
                                    .breaker = app.breaker, .master_key = master_key,
                                    .cache = app.llm_cache};
+    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
+    ap_mem_new(&mo, &app.memory, &err);
+    /* agents' memory and MCP tools (orch/tools_ext.h) */
+    static ap_orch_ext_t task_ext;
+    task_ext = (ap_orch_ext_t){.db = db, .mem = app.memory, .master_key = master_key};
     if (task_workers > 0) {
-        ap_orch_runner_opts_t ro = {.db = db, .bus = app.bus, .workers = task_workers,
+        ap_orch_runner_opts_t ro = {.ext = &task_ext,.db = db, .bus = app.bus, .workers = task_workers,
                                     .tenant_quota = task_quota, .lease_ms = task_lease,
                                     .scan_ms = task_scan, .step_delay_ms = task_delay,
                                     .model = ap_orch_model_llm, .model_ud = &call_env,
@@ -401,6 +428,8 @@ int ap_cmd_serve(int argc, char **argv) {
                                     .default_model = ap_config_get(opts, "task-model")};
         if (ap_orch_runner_start(&ro, &app.runner, &err)) {
             ap_cmd_print_err(&err);
+            ap_mem_free(app.memory);
+            ap_mcp_allowlist_free(mcp_allow);
             return 1;
         }
     }
@@ -411,12 +440,14 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_orch_runner_stop(app.runner);
         ap_sse_hub_free(app.sse);
         ap_bus_free(app.bus);
+        ap_mem_free(app.memory);
         ap_upstream_free(app.upstream);
         ap_usage_writer_free(app.usage);
         ap_breaker_free(app.breaker);
         ap_llm_cache_free(app.llm_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
+        ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
     purge_job_t job = {.db = db, .retention_days = retention};
@@ -444,9 +475,11 @@ int ap_cmd_serve(int argc, char **argv) {
     bool drained = ap_server_drain(srv, shutdown_s * 1000);
     /* Model calls still running past the bound are cut; their clients get
      * an error answer, which wakes their connections before the stop. */
+    ap_mem_stop_worker(app.memory); /* it may be waiting on the upstream loop */
     ap_upstream_free(app.upstream);
     if (!drained) ap_server_drain(srv, 2000);
     ap_server_stop(srv);
+    ap_mem_free(app.memory);
     ap_usage_writer_free(app.usage); /* flushes the last records */
     ap_breaker_free(app.breaker);
     ap_llm_cache_free(app.llm_cache);
@@ -460,6 +493,8 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_bus_free(app.bus);
     ap_metrics_free(app.metrics);
     ap_db_close(db);
+    ap_mcp_allowlist_set(NULL);
+    ap_mcp_allowlist_free(mcp_allow);
     ap_log(AP_LOG_INFO, "stopped", "{s:b}", "drained", drained);
     return 0;
 }

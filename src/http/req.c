@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "llm/wire.h"
+#include "mcp/jsonrpc.h"
 
 const char *ap_req_param(ap_req_t *r, const char *name) {
     return ap_match_param(&r->match, name);
@@ -34,6 +35,7 @@ int ap_rc_status(ap_rc rc, const char *type) {
     if (type && strcmp(type, "idempotency-key-reused") == 0) return 422;
     if (type && strcmp(type, "unsupported-media-type") == 0) return 415;
     if (type && strcmp(type, "method-not-allowed") == 0) return 405;
+    if (type && strcmp(type, "not-acceptable") == 0) return 406;
     switch (rc) {
     case AP_OK: return 200;
     case AP_ERR_INVALID: return 400;
@@ -126,7 +128,8 @@ void ap_resp_json(ap_req_t *r, int status, json_t *body) {
 }
 
 /* Routes of the LLM gateway answer errors in their protocol's shape, so
- * the official SDKs raise their own error types (even for 401/403). */
+ * the official SDKs raise their own error types (even for 401/403); the MCP
+ * endpoint answers JSON-RPC errors without an id, as its transport asks. */
 static bool wire_problem(ap_req_t *r, const ap_err_t *err, int status) {
     if (!r->match.route || !r->match.route->error_wire) return false;
     char msg[1200];
@@ -136,8 +139,15 @@ static bool wire_problem(ap_req_t *r, const ap_err_t *err, int status) {
     else
         snprintf(msg, sizeof msg, "%s: %s%s%s", err->msg[0] ? err->msg : ap_rc_name(err->rc),
                  err->detail, err->hint[0] ? "; " : "", err->hint);
-    json_t *body = ap_wire_render_error((ap_wire_kind)(r->match.route->error_wire - 1), status,
-                                        err->type[0] ? err->type : ap_rc_type(err->rc), msg);
+    const char *type = err->type[0] ? err->type : ap_rc_type(err->rc);
+    json_t *body;
+    if (r->match.route->error_wire == AP_ERROR_WIRE_JSONRPC) /* no id: the transport refused */
+        body = ap_rpc_error(NULL, ap_rpc_code_for_status(status), ap_req_utf8(r->arena, msg),
+                            json_pack("{s:s,s:i,s:s}", "type", type, "status", status,
+                                      "request_id", r->request_id));
+    else
+        body = ap_wire_render_error((ap_wire_kind)(r->match.route->error_wire - 1), status, type,
+                                    msg);
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) return false;

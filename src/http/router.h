@@ -42,9 +42,12 @@ typedef struct {
     ap_scope scope;
     const char *action; /* audit action name, e.g. "tenant.create" */
     /* Error bodies for this route: 0 problem+json; otherwise an
-     * ap_wire_kind + 1, so OpenAI/Anthropic SDKs see their own shapes. */
+     * ap_wire_kind + 1, so OpenAI/Anthropic SDKs see their own shapes, or
+     * AP_ERROR_WIRE_JSONRPC (the MCP endpoint: JSON-RPC error objects). */
     int error_wire;
 } ap_route_t;
+
+#define AP_ERROR_WIRE_JSONRPC 100
 
 typedef struct {
     const ap_route_t *route;

@@ -35,6 +35,7 @@
 #include "orch/message.h"
 #include "orch/runner.h"
 #include "orch/team_view.h"
+#include "orch/tools_ext.h"
 
 #define MAX_ATTEMPTS 5
 #define BUILTIN_MODEL "builtin/" AP_BUILTIN_MODEL
@@ -286,7 +287,18 @@ static ap_rc build_context(run_t *r, json_t **out, ap_err_t *err) {
         ap_buf_puts(&s, "# Message history\n");
         for (int i = m.nrows - 1; i >= 0; i--) lines_of(&s, ap_rows_get(&m, i, "content"));
     }
+    /* recalled memories and knowledge facts (tools_ext.h): memory opens its
+     * own transactions, so the loop's is committed first and reopened */
+    json_t *used = NULL;
+    if (!rc && r->env->ext) {
+        rc = flush(r, err);
+        if (!rc)
+            ap_orch_ext_context(r->env->ext, r->tenant, ag->id, col(r, "id"), col(r, "objective"),
+                                &s, &used);
+        if (!rc) rc = begin(r, err);
+    }
     if (rc) {
+        json_decref(used);
         ap_buf_free(&s);
         ap_buf_free(&u);
         return rc;
@@ -306,6 +318,7 @@ static ap_rc build_context(run_t *r, json_t **out, ap_err_t *err) {
     char *sys = ap_buf_steal(&s), *usr = ap_buf_steal(&u);
     *out = json_pack("{s:s,s:s,s:s,s:i}", "system", sys ? sys : "", "user", usr ? usr : "",
                      "agent_id", ag->id, "agent_version", ag->version);
+    if (used) json_object_set_new(*out, "recalled", used);
     ap_free(sys);
     ap_free(usr);
     return AP_OK;
@@ -642,6 +655,7 @@ static ap_rc t_escalate(run_t *r, const step_t *call, json_t *args, tool_out_t *
 
 static ap_rc complete(run_t *r, const char *output, double conf, tool_out_t *o, ap_err_t *err) {
     o->parked = true;
+    ap_orch_ext_hot(r->env->ext, r->tenant, r->agent.id, col(r, "id"), "assistant", output);
     rules_t ru = rules_of(r);
     bool low = conf < ru.min_confidence && !escalated(r);
     char why[128];
@@ -726,6 +740,29 @@ static bool has_supervisor(run_t *r) {
 static bool always(run_t *r) {
     (void)r;
     return true;
+}
+
+/* Memory and MCP tools (tools_ext.h): found by the call's name among the
+ * agent's grants; run with the loop's transaction committed (they open
+ * their own, and an MCP call may take until its deadline), then the loop
+ * takes its transaction and claim back. */
+static ap_rc t_ext(run_t *r, const step_t *call, json_t *args, tool_out_t *o, ap_err_t *err) {
+    json_t *found = keep(r->a, ap_orch_ext_find(r->env->ext, r->tx, r->tenant, r->agent.id,
+                                                call->name));
+    if (!found) {
+        o->content = tool_err("unknown or unavailable tool \"%s\"", call->name, NULL);
+        o->is_error = true;
+        return AP_OK;
+    }
+    ap_rc rc = flush(r, err);
+    if (rc) return rc;
+    ap_orch_ext_call(r->env->ext, r->tenant, r->agent.id, col(r, "id"), found, args, &o->content,
+                     &o->is_error);
+    char *t = json_dumps(o->content, JSON_COMPACT);
+    ap_orch_ext_hot(r->env->ext, r->tenant, r->agent.id, col(r, "id"), "tool",
+                    ap_arena_printf(r->a, "%s: %.2000s", call->name, t ? t : ""));
+    free(t);
+    return begin(r, err);
 }
 
 /* The tool table: adding a tool is one entry (memory and MCP tools join
@@ -869,12 +906,20 @@ static ap_rc build_request(run_t *r, ap_llm_req_t *req, ap_err_t *err) {
         }
     }
     int nt = 0;
-    ap_llm_tool_t *tools = ap_arena_calloc(r->a, NTOOLS * sizeof *tools);
+    json_t *ext = keep(r->a, ap_orch_ext_offered(r->env->ext, r->tx, r->tenant, r->agent.id));
+    ap_llm_tool_t *tools =
+        ap_arena_calloc(r->a, (NTOOLS + json_array_size(ext)) * sizeof *tools);
     for (int i = 0; i < NTOOLS; i++)
         if (TOOLS[i].offered(r))
             tools[nt++] = (ap_llm_tool_t){
                 .name = TOOLS[i].name, .description = TOOLS[i].description,
                 .parameters = keep(r->a, json_loads(TOOLS[i].params, 0, NULL))};
+    size_t ei;
+    json_t *et;
+    json_array_foreach(ext, ei, et) /* granted memory and MCP tools */
+        tools[nt++] = (ap_llm_tool_t){.name = ap_json_str(et, "name"),
+                                      .description = ap_json_str(et, "description"),
+                                      .parameters = json_object_get(et, "parameters")};
     *req = (ap_llm_req_t){.model = model_for(r), .msgs = msgs, .nmsgs = n, .tools = tools,
                           .ntools = nt};
     return AP_OK;
@@ -1098,6 +1143,13 @@ static next_t tool_step(run_t *r, int mi, int k, step_t *call_step, ap_err_t *er
         call_step = &r->steps[r->nsteps - 1];
     }
     const tool_t *tool = tool_find(name);
+    tool_t ext_tool; /* a granted memory or MCP tool */
+    json_t *ext = tool ? NULL : ap_orch_ext_find(r->env->ext, r->tx, r->tenant, r->agent.id, name);
+    if (ext) {
+        ext_tool = (tool_t){name, "", "{}", ap_orch_ext_side_effect(ext), always, t_ext};
+        tool = &ext_tool;
+        json_decref(ext);
+    }
     tool_out_t o = {0};
     r->call_id = call_id;
     bool offered = tool && tool->offered(r);

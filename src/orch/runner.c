@@ -124,7 +124,7 @@ static void *worker_main(void *arg) {
                                   .model = r->o.model, .model_ud = r->o.model_ud,
                                   .default_model = r->o.default_model,
                                   .batch_steps = r->o.step_delay_ms > 0 ? 0 : 16,
-                                  .stop = &r->stop};
+                                  .stop = &r->stop, .ext = r->o.ext};
         ap_orch_run_result res = w ? ap_orch_loop_continue(&env, w, &wake)
                                    : ap_orch_loop_run(&env, tenant, task, &wake);
         pthread_mutex_lock(&r->mu);

@@ -72,6 +72,9 @@ typedef struct {
     ap_orch_model_start_fn model_start;
     ap_orch_model_cancel_fn model_cancel;
     void *model_start_ud;
+    /* Memory and MCP tools, and memory in the context (tools_ext.h); NULL:
+     * neither.  Outlives the runner. */
+    const struct ap_orch_ext *ext;
 } ap_orch_runner_opts_t;
 
 typedef struct ap_orch_runner ap_orch_runner_t;
@@ -117,6 +120,7 @@ typedef struct {
     void (*await_register)(void *ud, struct ap_orch_await *w);
     void (*await_done)(void *ud, struct ap_orch_await *w);
     void *await_ud;
+    const struct ap_orch_ext *ext; /* memory and MCP tools (tools_ext.h); NULL: none */
 } ap_orch_loop_env_t;
 
 /* A model call in flight for a task that waits without a worker. */

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { startServer, tenantWithKeys } from './lib/server.mjs';
 import { researchTeam, waitTask } from './lib/team.mjs';
+import { makeAgent } from './lib/agents.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = resolve(ROOT, process.env.AP_BIN || 'agentprov');
@@ -233,6 +234,11 @@ before(async () => {
   });
   assert.equal(cfg.status, 201, cfg.text);
   assertResponse(cfg, 'POST', '/api/v1/llm/configs');
+  const ms = await srv.request('POST', '/api/v1/mcp-servers', {
+    key: t.keys.tenant_admin, body: { name: 'spec-mcp', url: 'http://127.0.0.1:9/mcp', auth_header: 'Bearer x' },
+  });
+  assert.equal(ms.status, 201, ms.text);
+  assertResponse(ms, 'POST', '/api/v1/mcp-servers');
   const team = researchTeam(srv, t.id);
   const task = await srv.request('POST', '/api/v1/tasks', {
     key: t.keys.operator, body: { group_id: team.group, objective: 'Research the EV battery market and write a one-page brief' },
@@ -274,7 +280,36 @@ before(async () => {
   assertResponse(sk, 'POST', '/api/v1/agents/{agent_id}/skills');
   ids = { tenant_id: t.id, user_id: u.body.id, key_id: keys.body.data[0].id, config_id: cfg.body.id,
     agent_id: ag.body.id, version: '1', group_id: grp.body.id, relationship_id: rel.body.id, skill_id: sk.body.id,
-    task_id: task.body.id };
+    task_id: task.body.id, server_id: ms.body.id };
+  // the spec agent gets a memory, a hot context and knowledge, for the memory routes
+  const m = await srv.request('POST', `/api/v1/tenants/${t.id}/agents/${ids.agent_id}/memory`, {
+    key: t.keys.tenant_admin, body: { content: 'The spec agent likes YAML', memory_type: 'preference' },
+  });
+  assert.equal(m.status, 201, m.text);
+  assertResponse(m, 'POST', '/api/v1/tenants/{tenant_id}/agents/{agent_id}/memory');
+  ids.memory_id = m.body.id;
+  ids.conversation_id = 'spec-conversation';
+  const c = await srv.request('POST', `/api/v1/tenants/${t.id}/agents/${ids.agent_id}/context`, {
+    key: t.keys.tenant_admin, body: { conversation_id: ids.conversation_id, content: 'hello' },
+  });
+  assertResponse(c, 'POST', '/api/v1/tenants/{tenant_id}/agents/{agent_id}/context');
+  const e = await srv.request('POST', `/api/v1/tenants/${t.id}/knowledge/entities`, {
+    key: t.keys.tenant_admin,
+    body: { entity_type: 'format', name: 'YAML', attributes: { kind: 'text' },
+      relations: [{ relation_type: 'related_to', to: { entity_type: 'format', name: 'JSON' } }] },
+  });
+  assert.equal(e.status, 201, e.text);
+  assertResponse(e, 'POST', '/api/v1/tenants/{tenant_id}/knowledge/entities');
+  ids.entity_id = e.body.id;
+  for (const [path, body, template] of [
+    [`/api/v1/tenants/${t.id}/agents/${ids.agent_id}/memory:recall`, { query: 'yaml' }, '/api/v1/tenants/{tenant_id}/agents/{agent_id}/memory:recall'],
+    ['/api/v1/memory:consolidate', { agent_id: ids.agent_id, dry_run: true }, '/api/v1/memory:consolidate'],
+    ['/api/v1/knowledge/relations', { from_entity_id: ids.entity_id, to: { entity_type: 'format', name: 'TOML' }, relation_type: 'related_to' }, '/api/v1/knowledge/relations'],
+  ]) {
+    const r = await srv.request('POST', path, { key: t.keys.tenant_admin, body });
+    assert.ok(r.status < 300, `${path}: ${r.text}`);
+    assertResponse(r, 'POST', template);
+  }
 });
 after(async () => { await srv?.stop(); });
 

@@ -21,6 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startServer, tenantWithKeys, BIN } from './lib/server.mjs';
 import { addAgent, waitTask } from './lib/team.mjs';
+import { makeAgent } from './lib/agents.mjs';
 
 const ROLES = ['tenant_admin', 'project_admin', 'operator', 'viewer', 'auditor'];
 const PROBLEM = 'application/problem+json';
@@ -97,6 +98,11 @@ before(async () => {
   });
   assert.equal(bc.status, 201, bc.text);
   B.config = bc.body;
+  const bs = await srv.request('POST', `/api/v1/tenants/${B.id}/mcp-servers`, {
+    body: { name: 'bravo-mcp', url: 'http://10.20.30.40/mcp', auth_header: 'Bearer bravo-secret' },
+  });
+  assert.equal(bs.status, 201, bs.text);
+  B.server = bs.body;
   B.agent = await mkAgent(B.id, 'deploy', 'Bravo Secret Agent');
   B.agent2 = await mkAgent(B.id, 'create', 'Bravo Second Agent');
   B.group = await mkGroup(B.id, [B.agent.id, B.agent2.id], 'Bravo Secret Team');
@@ -124,16 +130,44 @@ before(async () => {
   A.user = await mkUser(A.id, 'ann.alpha@alpha-iso.example', 'Ann Alpha');
   A.key = await mkKey(A.id, 'alpha-laptop-key', A.user.id);
   A.keyIds = await keyIds(A);
+  // agents with a memory, a hot context and knowledge, for the memory routes
+  for (const T of [A, B]) {
+    T.memAgent = await makeAgent(srv, T.id, `${T === A ? 'alpha' : 'bravo'}-agent`);
+    T.memAgent2 = await makeAgent(srv, T.id, `${T === A ? 'alpha' : 'bravo'}-agent-2`);
+    T.memory = await mkMemory(T.id, T.memAgent, T === A ? 'alpha remembers the lake' : 'bravo-secret-memory harbour');
+    T.entity = await mkEntity(T.id, T === A ? 'alpha-entity' : 'bravo-secret-entity');
+    const c = await srv.request('POST', `/api/v1/tenants/${T.id}/agents/${T.memAgent}/context`, {
+      body: { conversation_id: 'sec-conv', content: T === A ? 'alpha says hi' : 'bravo-secret-context' },
+    });
+    assert.equal(c.status, 200, c.text);
+  }
 });
+
+async function mkMemory(tid, agent, content) {
+  const m = await srv.request('POST', `/api/v1/tenants/${tid}/agents/${agent}/memory`, {
+    body: { content, memory_type: 'fact' },
+  });
+  assert.equal(m.status, 201, m.text);
+  return m.body;
+}
+
+async function mkEntity(tid, name) {
+  const e = await srv.request('POST', `/api/v1/tenants/${tid}/knowledge/entities`, {
+    body: { entity_type: 'probe', name, attributes: { note: `${name} note` } },
+  });
+  assert.equal(e.status, 201, e.text);
+  return e.body;
+}
 after(async () => { await srv.stop(); });
 
 // Everything of B that must never show in an answer to A.
 function bSecrets() {
   return [B.id, B.name, B.slug, B.user.id, B.user.email, B.user.display_name, B.key.id,
     B.key.name, B.key.prefix, B.key.key, ...Object.values(B.keyIds), ...Object.values(B.keys),
-    B.provider.id, B.provider.name, B.config.id, B.config.name, B.agent.id, B.agent.name,
-    B.agent2.id, B.group.id, B.group.name, B.rel.id, B.skill.id, B.skill.skill_name,
-    B.taskAgent, B.task.id, 'bravo-worker', 'Bravo confidential objective']
+    B.provider.id, B.provider.name, B.config.id, B.config.name, B.server.id, B.server.name, 'bravo-secret',
+    B.agent.id, B.agent.name, B.agent2.id, B.group.id, B.group.name, B.rel.id, B.skill.id, B.skill.skill_name,
+    B.taskAgent, B.task.id, 'bravo-worker', 'Bravo confidential objective', B.memAgent, B.memAgent2, B.memory.id,
+    B.memory.content, B.entity.id, B.entity.name, 'bravo-secret-context']
     .filter(Boolean);
 }
 
@@ -160,6 +194,18 @@ async function mkProvider(tid) {
   });
   assert.equal(p.status, 201, p.text);
   return p.body;
+}
+
+// An MCP server of the tenant that answers: the platform's own /mcp, as the
+// tenant's operator, with its tools discovered.
+async function mkServer(tid, key) {
+  const c = await srv.request('POST', `/api/v1/tenants/${tid}/mcp-servers`, {
+    body: { name: `own-mcp-${++seq}`, url: `${srv.url}/mcp`, auth_header: `Bearer ${key}` },
+  });
+  assert.equal(c.status, 201, c.text);
+  const d = await srv.request('POST', `/api/v1/tenants/${tid}/mcp-servers/${c.body.id}:discover`);
+  assert.equal(d.status, 200, d.text);
+  return d.body;
 }
 
 // An agent of tenant tid in the state the route `action` starts from:
@@ -211,6 +257,14 @@ function fill(path, ids) {
   });
 }
 
+// Headers a route needs besides the credential: DELETE /mcp names a session
+// of the calling key (opened here when the key may open one).
+async function validHeaders(route, key) {
+  if (route.action !== 'mcp.session.delete') return {};
+  const init = await srv.request('POST', '/mcp', { key, body: validBody({ action: 'mcp.call' }, {}) });
+  return { 'mcp-session-id': init.headers.get('mcp-session-id') || '0'.repeat(32) };
+}
+
 // The next unused pair of A's pool of agents.
 let pairs = 0;
 function poolPair() {
@@ -235,12 +289,25 @@ function validBody(route, ctx) {
     case 'llm.embeddings': return { model: 'builtin/hash-embed-384', input: `probe ${n}` };
     case 'llm.config.create': return { name: `probe-cfg-${n}`, temperature: 0.5 };
     case 'llm.config.update': return { temperature: 1.5 };
+    case 'mcp.call':
+      return { jsonrpc: '2.0', id: n, method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } };
+    case 'mcp.server.create': return { name: `probe-mcp-${n}`, url: 'http://10.0.0.1/mcp' };
+    case 'mcp.server.call': return { arguments: {}, timeout_ms: 20000 };
     case 'task.create': return { assigned_agent_id: A.taskAgent, objective: `probe ${n}` };
     case 'task.cancel': return { reason: `probe ${n}` };
     case 'task.approve': case 'task.reject': return { comment: `probe ${n}` };
     case 'message.create': return { message_type: 'update', content: { text: `probe ${n}` } };
     case 'agent.create': return { name: `probe-agent-${n}`, role: 'Analyst', capabilities: ['numbers'] };
     case 'agent.update': return { description: `probe ${n}`, tools: ['recall'] };
+    case 'memory.remember': return { agent_id: A.memAgent, content: `probe memory ${n}`, memory_type: 'fact' };
+    case 'memory.recall': return { agent_id: A.memAgent, query: 'probe memory' };
+    case 'memory.consolidate': return { agent_id: A.memAgent, dry_run: n % 2 === 0 };
+    case 'memory.share': return { agent_id: A.memAgent, to_agent_id: A.memAgent2, memory_ids: [A.memory.id] };
+    case 'memory.context.push': return { conversation_id: 'sec-conv', content: `probe ${n}` };
+    case 'knowledge.learn': return { entity_type: 'probe', name: `probe ${n}`, attributes: { n } };
+    case 'knowledge.relate':
+      return { from: { entity_type: 'probe', name: `from ${n}` }, to: { entity_type: 'probe', name: `to ${n}` }, relation_type: 'related_to' };
     case 'agent.skill.create': return { skill_name: `probe-skill-${n}`, learned_from: 'observation' };
     case 'agent.skill.update': return { proficiency: 0.8 };
     case 'agent_group.create': return { name: `probe-group-${n}`, goal: 'probe', escalation_rules: { min_confidence: 0.6, on_failure: true } };
@@ -289,10 +356,14 @@ async function snapshotB() {
     audit: (await get(`/api/v1/tenants/${B.id}/audit?limit=500`, B.keys.auditor)).data,
     providers: (await get(`/api/v1/tenants/${B.id}/llm/providers?limit=500`, B.keys.tenant_admin)).data,
     configs: (await get(`/api/v1/tenants/${B.id}/llm/configs?limit=500`, B.keys.tenant_admin)).data,
+    mcpServers: (await get(`/api/v1/tenants/${B.id}/mcp-servers?limit=500`, B.keys.tenant_admin)).data,
     tasks: (await get(`/api/v1/tenants/${B.id}/tasks?limit=500`, B.keys.tenant_admin)).data,
     messages: (await get(`/api/v1/tenants/${B.id}/messages?limit=500`, B.keys.tenant_admin)).data,
     agents: (await get(`/api/v1/tenants/${B.id}/agents?limit=500`, B.keys.tenant_admin)).data,
     versions: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent.id}/versions`, B.keys.tenant_admin)).data,
+    memories: (await get(`/api/v1/tenants/${B.id}/agents/${B.memAgent}/memory?limit=500`, B.keys.tenant_admin)).data
+      .map((m) => ({ ...m, access_count: 'ignored', last_accessed_at: 'ignored' })),
+    graph: await get(`/api/v1/tenants/${B.id}/knowledge/graph?as_of=2999-01-01T00:00:00Z`, B.keys.tenant_admin),
     groups: (await get(`/api/v1/tenants/${B.id}/agent-groups?limit=500`, B.keys.tenant_admin)).data,
     relationships: (await get(`/api/v1/tenants/${B.id}/agent-relationships?limit=500`, B.keys.tenant_admin)).data,
     skills: (await get(`/api/v1/tenants/${B.id}/agents/${B.agent.id}/skills`, B.keys.tenant_admin)).data,
@@ -341,7 +412,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
   const beforeB = await snapshotB();
   const canonical = ROUTES.filter((r) => r.path.includes('{tenant_id}'));
   const ids = { tenant_id: B.id, user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id,
-    agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id };
+    agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id,
+    server_id: B.server.id, tool: 'list_agents', memory_id: B.memory.id, entity_id: B.entity.id, conversation_id: 'sec-conv' };
   let calls = 0;
   for (const route of canonical) {
     for (const role of ROLES) {
@@ -360,6 +432,8 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
         tenant_id: randomUUID(), user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(),
         config_id: randomUUID(), agent_id: randomUUID(), version: '1', group_id: randomUUID(),
         relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID(),
+        server_id: randomUUID(), tool: 'list_agents', memory_id: randomUUID(), entity_id: randomUUID(),
+        conversation_id: 'sec-conv',
       });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body: validBody(route, {}) });
       const { request_id: _r, instance: _i, ...rb } = r.body;
@@ -392,15 +466,15 @@ test('cross-tenant: every canonical route with B\'s ids answers 404 to every rol
 });
 
 test('aliases: B\'s resource ids answer A exactly as ids that do not exist', async () => {
-  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|group_id|relationship_id|skill_id|task_id)\}/.test(r.path));
+  const aliases = ROUTES.filter((r) => r.scope === 'tenant-credential' && /\{(user_id|key_id|provider_id|config_id|agent_id|group_id|relationship_id|skill_id|task_id|server_id)\}/.test(r.path));
   assert.ok(aliases.length >= 5, 'user and key alias routes');
   const beforeB = await snapshotB();
   for (const route of aliases) {
     for (const role of ROLES) {
       const what = `${role} ${route.method} ${route.path}`;
-      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id });
+      const path = fill(route.path, { user_id: B.user.id, key_id: B.key.id, provider_id: B.provider.id, config_id: B.config.id, agent_id: B.agent.id, version: '1', group_id: B.group.id, relationship_id: B.rel.id, skill_id: B.skill.id, task_id: B.task.id, server_id: B.server.id, tool: 'list_agents' });
       const ghost = fill(route.path, { user_id: randomUUID(), key_id: randomUUID(), provider_id: randomUUID(), config_id: randomUUID(), agent_id: randomUUID(), version: '1',
-        group_id: randomUUID(), relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID() });
+        group_id: randomUUID(), relationship_id: randomUUID(), skill_id: randomUUID(), task_id: randomUUID(), server_id: randomUUID(), tool: 'list_agents' });
       const body = validBody(route, {});
       const r = await srv.request(route.method, path, { key: A.keys[role], body });
       const g = await srv.request(route.method, ghost, { key: A.keys[role], body });
@@ -415,7 +489,7 @@ test('aliases: B\'s resource ids answer A exactly as ids that do not exist', asy
         return JSON.parse(t);
       };
       assert.deepEqual(mask(r, path), mask(g, ghost), what);
-      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.group.id, B.rel.id, B.skill.id, B.task.id].filter((id) => path.includes(id)));
+      assertNoLeak(r, path, what, [B.user.id, B.key.id, B.provider.id, B.config.id, B.agent.id, B.group.id, B.rel.id, B.skill.id, B.task.id, B.server.id].filter((id) => path.includes(id)));
       if (want === 403) {
         denied.push({ rid: r.body.request_id, role }, { rid: g.body.request_id, role });
       }
@@ -450,17 +524,25 @@ test('own tenant: every route × every role of A is 403 exactly when the matrix 
       const key = mutating && route.path.includes('{key_id}') ? await mkKey(A.id, `own ${++seq}`) : A.key;
       const provider = route.path.includes('{provider_id}') ? await mkProvider(A.id) : null;
       const config = route.path.includes('{config_id}') ? await mkConfig(A.id) : null;
+      const server = route.path.includes('{server_id}') ? await mkServer(A.id, A.keys.operator) : null;
       const task = !route.path.includes('{task_id}') ? null
         : ['task.approve', 'task.reject'].includes(route.action) ? await mkTask(A.id, true) : A.task;
-      const agent = mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
+      // memory and context routes act on the agent that has the memories
+      const memRoute = /\/agents\/\{agent_id\}\/(memory|context)/.test(route.path);
+      const agent = memRoute ? { id: A.memAgent }
+        : mutating && route.path.includes('{agent_id}') ? await mkAgent(A.id, route.action) : A.agent;
       const group = mutating && route.path.includes('{group_id}') ? await mkGroup(A.id, [agent.id]) : A.group;
       const rel = mutating && route.path.includes('{relationship_id}')
         ? await mkRel(A.id, (await mkAgent(A.id, 'create')).id, agent.id) : A.rel;
       const skill = mutating && route.path.includes('{skill_id}') ? await mkSkill(A.id, agent.id) : A.skill;
-      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id, agent_id: agent.id, version: '1',
-        group_id: group.id, relationship_id: rel.id, skill_id: skill.id, task_id: task?.id });
+      // a forget or delete gets a memory or entity of its own
+      const memory = mutating && route.path.includes('{memory_id}') ? await mkMemory(A.id, A.memAgent, `own ${++seq}`) : A.memory;
+      const entity = mutating && route.path.includes('{entity_id}') ? await mkEntity(A.id, `own ${++seq}`) : A.entity;
+      const path = fill(route.path, { tenant_id: A.id, user_id: user.id, key_id: key.id, provider_id: provider?.id, config_id: config?.id,
+        agent_id: agent.id, version: '1', group_id: group.id, relationship_id: rel.id, skill_id: skill.id, task_id: task?.id,
+        server_id: server?.id, tool: 'list_agents', memory_id: memory.id, entity_id: entity.id, conversation_id: 'sec-conv' });
       const r = await srv.request(route.method, path, {
-        key: A.keys[role], body: validBody(route, {}),
+        key: A.keys[role], body: validBody(route, {}), headers: await validHeaders(route, A.keys[role]),
       });
       assert.ok(r.status !== 404 && r.status < 500, `${what}: ${r.status} ${r.text}`);
       if (allows(role, route.permission)) {

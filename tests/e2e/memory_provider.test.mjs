@@ -1,0 +1,68 @@
+// Agent memory with a provider embedder (the fake upstream speaking the
+// OpenAI embeddings API): remember and recall through it, then a change
+// of memory_config.embedder re-embeds the agent's memories in the
+// background and recall keeps working.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, tenantWithKeys } from './lib/server.mjs';
+import { startFake } from './lib/fake.mjs';
+import { makeAgent, setMemoryConfig } from './lib/agents.mjs';
+
+let fake;
+let srv;
+let t;
+let agent;
+
+before(async () => {
+  fake = await startFake();
+  srv = await startServer({
+    env: { AP_PROVIDER_OPENAI_BASE_URL: `${fake.url}/v1`, AP_PROVIDER_OPENAI_API_KEY: 'sk-fake-upstream-key' },
+  });
+  t = await tenantWithKeys(srv, 'Mem Provider');
+  agent = await makeAgent(srv, t.id, 'provider-agent', { embedder: 'openai/text-embedding-3-small', dimensions: 256 });
+});
+after(async () => { await srv?.stop(); await fake?.stop(); });
+
+const base = () => `/api/v1/tenants/${t.id}/agents/${agent}/memory`;
+
+test('remember and recall embed through the provider', async () => {
+  const texts = ['The invoice run starts on the first of the month', 'Backups are kept for ninety days', 'The on-call phone is in the top drawer'];
+  const ids = [];
+  for (const content of texts) {
+    const r = await srv.request('POST', base(), { key: t.keys.operator, body: { content, memory_type: 'fact' } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.embedder, 'openai/text-embedding-3-small');
+    assert.equal(r.body.dim, 256);
+    ids.push(r.body.id);
+  }
+  const last = await fake.last('/v1/embeddings');
+  assert.ok(JSON.stringify(last).includes('text-embedding-3-small'), JSON.stringify(last).slice(0, 300));
+  const r = await srv.request('POST', `${base()}:recall`, { key: t.keys.viewer, body: { query: texts[1], min_similarity: 0 } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.data[0].id, ids[1]);
+  assert.ok(r.body.data[0].similarity > 0.99);
+});
+
+test('changing the embedder re-embeds in the background', async () => {
+  setMemoryConfig(srv, agent, { embedder: 'builtin' });
+  // the first recall sees the other embedder's rows and queues the job
+  await srv.request('POST', `${base()}:recall`, { key: t.keys.viewer, body: { query: 'backups' } });
+  let rows = [];
+  for (let i = 0; i < 100; i++) {
+    rows = (await srv.request('GET', `${base()}?limit=100`, { key: t.keys.viewer })).body.data;
+    if (rows.every((m) => m.embedder === 'builtin/hash-embed-384')) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(rows.every((m) => m.embedder === 'builtin/hash-embed-384' && m.dim === 384), JSON.stringify(rows.map((m) => m.embedder)));
+  const r = await srv.request('POST', `${base()}:recall`, { key: t.keys.viewer, body: { query: 'how long are backups kept' } });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.body.data[0].content, /Backups are kept/);
+});
+
+test('an embedding model that does not exist is a clear error', async () => {
+  setMemoryConfig(srv, agent, { embedder: 'nosuch/model' });
+  const r = await srv.request('POST', base(), { key: t.keys.operator, body: { content: 'x y z', memory_type: 'fact' } });
+  assert.equal(r.status, 404, r.text);
+  assert.match(r.body.detail, /nosuch\/model/);
+  setMemoryConfig(srv, agent, {});
+});
