@@ -122,7 +122,11 @@ static void gw_done(void *ud, const ap_llm_resp_t *resp, const ap_llm_error_t *l
     } else {
         if (explain && *explain) ap_resp_header(r, "X-AgentProv-Route", explain);
         if (lerr) answer_llm_error(r, g->client, lerr);
-        else ap_resp_json(r, 200, ap_wire_render_response(g->client, resp));
+        else {
+            size_t len;
+            char *s = ap_wire_render_response_text(g->client, resp, &len);
+            ap_resp_raw(r, 200, "application/json", s, len);
+        }
         ap_req_async_answer(r);
     }
     ap_req_async_release(r); /* may free r and its arena (and g with it) */

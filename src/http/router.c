@@ -133,8 +133,20 @@ static bool seg_match(ap_arena_t *a, const char *p, size_t plen, const char *s, 
     return plen == len && memcmp(p, s, len) == 0;
 }
 
+/* A necessary condition for path_match, cheap enough to try on every
+ * route: the path starts with the pattern's literal part up to its first
+ * capture, and equals a pattern that has none. */
+static bool literal_prefix_ok(const char *p, const char *s) {
+    while (*p && *p != '{') {
+        if (*p != *s) return false;
+        p++, s++;
+    }
+    return *p == '{' || *s == '\0';
+}
+
 static bool path_match(ap_arena_t *a, const char *pattern, const char *path, ap_match_t *m) {
     m->nparams = 0;
+    if (!literal_prefix_ok(pattern, path)) return false;
     const char *p = pattern, *s = path;
     for (;;) {
         if (*p == '\0' || *s == '\0') return *p == '\0' && *s == '\0';

@@ -33,6 +33,7 @@
 #include "core/time.h"
 #include "http/idempotency.h"
 #include "http/req.h"
+#include "identity/keycache.h"
 
 struct ap_server {
     struct MHD_Daemon *d;
@@ -147,7 +148,8 @@ static void pipeline(ap_req_t *r) {
         return;
     }
     r->principal = ap_arena_calloc(r->arena, sizeof *r->principal);
-    if (ap_apikey_authenticate(app->db, r->arena, token, r->principal, &err)) {
+    if (ap_apikey_authenticate_cached(app->key_cache, app->db, r->arena, token, r->principal,
+                                       &err)) {
         r->principal = NULL;
         ap_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
         ap_resp_problem(r, &err);
@@ -567,6 +569,12 @@ ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_serve
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            /* 16 KiB of per-connection pool (request line,
+                             * headers, read and write buffers) instead of
+                             * 32: libmicrohttpd zeroes the pool for every
+                             * request on a kept-alive connection, and an
+                             * open stream holds it (see bench/RESULTS.md) */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
     if (!s->d) {

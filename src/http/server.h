@@ -28,6 +28,7 @@ struct ap_upstream;
 struct ap_usage_writer;
 struct ap_breaker;
 struct ap_llm_cache;
+struct ap_key_cache;
 
 struct ap_app {
     ap_db_t *db;
@@ -35,6 +36,7 @@ struct ap_app {
     struct ap_usage_writer *usage;   /* metering (llm/usage.h) */
     struct ap_breaker *breaker;      /* per-model circuit breakers (llm/breaker.h) */
     struct ap_llm_cache *llm_cache;  /* routes and budget totals (llm/cache.h), or NULL */
+    struct ap_key_cache *key_cache;  /* verified API keys (identity/keycache.h), or NULL */
     const ap_route_t *routes;
     ap_metrics_t *metrics;
     int64_t started_ms;

@@ -397,6 +397,32 @@ json_t *wire_openai_render(const ap_llm_resp_t *resp) {
     return o;
 }
 
+char *wire_openai_render_text(const ap_llm_resp_t *resp, size_t *len) {
+    if (resp->ntool_calls) return NULL;
+    ap_buf_t b;
+    ap_buf_init(&b, 0);
+    char id[WIRE_ID_MAX], num[160];
+    if (!resp->id) wire_id_buf(id, sizeof id, "chatcmpl-");
+    ap_buf_puts(&b, "{\"id\":");
+    wire_jbuf_str(&b, resp->id ? resp->id : id);
+    snprintf(num, sizeof num, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
+             (long long)(resp->created ? resp->created : (json_int_t)time(NULL)));
+    ap_buf_puts(&b, num);
+    wire_jbuf_str(&b, resp->model ? resp->model : "");
+    ap_buf_puts(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    wire_jbuf_str(&b, resp->content ? resp->content : "");
+    ap_buf_puts(&b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
+    wire_jbuf_str(&b, resp->finish_reason ? wire_finish_openai(resp->finish_reason) : "stop");
+    snprintf(num, sizeof num,
+             "}],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+             "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}}",
+             (long long)resp->usage.prompt, (long long)resp->usage.completion,
+             (long long)(resp->usage.prompt + resp->usage.completion), (long long)resp->usage.cached);
+    ap_buf_puts(&b, num);
+    *len = b.len;
+    return ap_buf_steal(&b);
+}
+
 static const char *error_type(int status) {
     if (status == 401) return "authentication_error";
     if (status == 403) return "permission_error";

@@ -2022,9 +2022,52 @@ static void test_embed_calls(void **state) {
     ap_arena_free(a);
 }
 
+
+/* The direct text renderer of OpenAI replies writes exactly what json_dumps
+ * of the jansson rendering writes: escapes, control characters, non-ASCII,
+ * bytes that are not UTF-8, missing fields, tool calls (jansson path). */
+static void test_render_text_matches_jansson(void **state) {
+    (void)state;
+    const char *contents[] = {
+        "hello", "", "quote \" backslash \\ slash / tab\t nl\n cr\r bs\b ff\f",
+        "ctl \x01\x1f del \x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8",
+        "bad \xc3 byte \xff and \xed\xa0\x80 surrogate", NULL,
+    };
+    const char *finish[] = {"stop", "length", "tool_calls", "content_filter", NULL};
+    for (size_t i = 0; i < sizeof contents / sizeof *contents; i++) {
+        ap_llm_resp_t resp;
+        memset(&resp, 0, sizeof resp);
+        resp.id = i % 2 ? "chatcmpl-\x01x\"" : "chatcmpl-abc";
+        resp.model = i == 3 ? NULL : "gpt-4o-mini \xc3\xa9";
+        resp.created = 1700000000 + (int64_t)i;
+        resp.content = contents[i];
+        resp.finish_reason = finish[i % 5];
+        resp.usage.prompt = 12 + (int64_t)i;
+        resp.usage.completion = 7;
+        resp.usage.cached = (int64_t)i;
+        size_t len;
+        char *text = ap_wire_render_response_text(AP_WIRE_OPENAI, &resp, &len);
+        json_t *o = ap_wire_render_response(AP_WIRE_OPENAI, &resp);
+        char *want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        assert_string_equal(text, want);
+        assert_int_equal(len, strlen(want));
+        free(text);
+        free(want);
+    }
+    /* with tool calls: the jansson path, same text */
+    ap_llm_tool_call_t tc = {.id = "call_1", .name = "f", .arguments = "{\"a\":1}"};
+    ap_llm_resp_t resp = {.id = "x", .model = "m", .created = 1, .tool_calls = &tc, .ntool_calls = 1};
+    size_t len;
+    char *text = ap_wire_render_response_text(AP_WIRE_OPENAI, &resp, &len);
+    assert_non_null(strstr(text, "\"tool_calls\":[{\"id\":\"call_1\""));
+    free(text);
+}
+
 int main(void) {
     ap_crypto_init();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_text_matches_jansson),
         cmocka_unit_test(test_sse_events),
         cmocka_unit_test(test_sse_event_name_cut_at_nul),
         cmocka_unit_test(test_sse_line_limit),
