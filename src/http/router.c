@@ -169,6 +169,7 @@ ap_route_result ap_route_find(const ap_route_t *routes, ap_arena_t *a, const cha
     size_t an = 0;
     bool path_seen = false;
     for (int i = 0; routes[i].method; i++) {
+        if (!literal_prefix_ok(routes[i].pattern, path)) continue;
         ap_match_t tmp = {0};
         if (!path_match(a, routes[i].pattern, path, &tmp)) continue;
         if (strcmp(routes[i].method, method) == 0 ||

@@ -640,6 +640,10 @@ ap_rc ap_wire_parse_request(ap_arena_t *a, ap_wire_kind client, json_t *body, ap
  * not UTF-8 has each stray byte replaced by '?'. */
 void wire_jbuf_str(ap_buf_t *b, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
+    if (!s) {
+        ap_buf_append(b, "null", 4);
+        return;
+    }
     size_t n = strlen(s);
     bool valid = true;
     for (size_t i = 0; i < n;) {
