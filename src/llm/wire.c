@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/jload.h"
 #include "core/crypto.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
@@ -770,7 +771,7 @@ ap_rc ap_wire_parse_reply(ap_arena_t *a, ap_wire_kind provider, int status, cons
     memset(lerr, 0, sizeof *lerr);
     if (status >= 300 || status < 200) return wire_fail_body(lerr, status, retry_after, body, len);
     json_error_t jerr;
-    json_t *v = body && len ? json_loadb(body, len, 0, &jerr) : NULL;
+    json_t *v = body && len ? ap_jload(body, len, 0, &jerr) : NULL;
     if (!json_is_object(v)) {
         json_decref(v);
         char m[300];
@@ -838,7 +839,7 @@ ap_rc wire_dec_fail(ap_llm_decoder_t *d, ap_llm_errkind k, const char *fmt, ...)
 
 json_t *wire_dec_json(ap_llm_decoder_t *d, const ap_sse_event_t *ev) {
     json_error_t jerr;
-    json_t *v = json_loadb(ev->data, ev->data_len, 0, &jerr);
+    json_t *v = ap_jload(ev->data, ev->data_len, 0, &jerr);
     if (json_is_object(v)) return v;
     json_decref(v);
     wire_dec_fail(d, AP_LLM_UPSTREAM, "malformed stream event from the provider: %s",
