@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/jload.h"
 #include "core/time.h"
 #include "http/server.h"
 #include "llm/call.h"
@@ -122,7 +123,11 @@ static void gw_done(void *ud, const ap_llm_resp_t *resp, const ap_llm_error_t *l
     } else {
         if (explain && *explain) ap_resp_header(r, "X-AgentProv-Route", explain);
         if (lerr) answer_llm_error(r, g->client, lerr);
-        else ap_resp_json(r, 200, ap_wire_render_response(g->client, resp));
+        else {
+            size_t len;
+            char *s = ap_wire_render_response_text(g->client, resp, &len);
+            ap_resp_raw(r, 200, "application/json", s, len);
+        }
         ap_req_async_answer(r);
     }
     ap_req_async_release(r); /* may free r and its arena (and g with it) */
@@ -147,7 +152,7 @@ static ap_llm_call_env_t call_env(ap_req_t *r) {
 static void chat(ap_req_t *r, ap_wire_kind client) {
     ap_err_t err = {0};
     json_error_t jerr;
-    json_t *body = json_loadb(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *body = ap_jload(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!body || !json_is_object(body)) {
         char msg[300];
         snprintf(msg, sizeof msg, "request body must be a JSON object: %s",
@@ -270,7 +275,7 @@ static void embed_done(void *ud, int status, const char *retry_after, const char
 void ap_h_gw_embeddings(ap_req_t *r) {
     ap_err_t err = {0};
     json_error_t jerr;
-    json_t *body = json_loadb(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *body = ap_jload(r->body.p ? r->body.p : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
     gw_embed_t *g = ap_arena_calloc(r->arena, sizeof *g);
     g->r = r;
     g->app = r->app;

@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "http/server.h"
+#include "identity/keycache.h"
 
 static const ap_jfield_t create_fields[] = {
     {"name", AP_JT_STRING, true, false, NULL, 200, 0, 0},
@@ -92,5 +93,6 @@ void ap_h_key_revoke(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_apikey_revoke(tx, r->tenant_id, &r->actor, id, &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_key_cache_invalidate(r->app->key_cache); /* stops working at once */
     ap_api_done(r, rc, &err, 200, out);
 }

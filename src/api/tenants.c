@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "http/server.h"
+#include "identity/keycache.h"
 #include "llm/cache.h"
 #include "tenant/tenant.h"
 
@@ -26,6 +27,7 @@ static void in_platform_tx(ap_req_t *r, json_t *in, ap_tenant_op op, bool transi
     }
     if (!rc) rc = ap_tx_commit(tx, &err);
     if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
+    if (!rc) ap_key_cache_invalidate(r->app->key_cache); /* tenant status rides on keys */
     ap_api_done(r, rc, &err, 200, out);
 }
 

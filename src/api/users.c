@@ -3,6 +3,7 @@
  */
 #include "api/api.h"
 #include "http/server.h"
+#include "identity/keycache.h"
 #include "identity/user.h"
 
 void ap_h_user_create(ap_req_t *r) {
@@ -15,6 +16,7 @@ void ap_h_user_create(ap_req_t *r) {
     if (!rc)
         rc = ap_user_create(tx, r->tenant_id, &r->actor, r->principal->role, in, &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_key_cache_invalidate(r->app->key_cache); /* a disabled user's keys */
     json_decref(in);
     ap_api_done(r, rc, &err, 201, out);
 }
@@ -76,5 +78,6 @@ void ap_h_user_delete(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_user_delete(tx, r->tenant_id, &r->actor, id, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_key_cache_invalidate(r->app->key_cache);
     ap_api_done(r, rc, &err, 204, NULL);
 }

@@ -47,6 +47,7 @@
 #include "llm/cache.h"
 #include "llm/upstream.h"
 #include "memory/memory.h"
+#include "identity/keycache.h"
 #include "llm/usage.h"
 #include "mcp/client.h"
 #include "api/sse.h"
@@ -394,11 +395,15 @@ int ap_cmd_serve(int argc, char **argv) {
     /* routes and budget totals, fresh for AP_LLM_CACHE_MS (llm/cache.h) */
     const char *cm = getenv("AP_LLM_CACHE_MS");
     app.llm_cache = ap_llm_cache_new(cm && *cm ? atoll(cm) : 2000);
+    /* verified API keys, fresh for AP_KEY_CACHE_MS (identity/keycache.h) */
+    const char *km = getenv("AP_KEY_CACHE_MS");
+    app.key_cache = ap_key_cache_new(km && *km ? atoll(km) : 1000);
     if (ap_upstream_new(&app.upstream, &err) || ap_usage_writer_new(db, &app.usage, &err)) {
         ap_cmd_print_err(&err);
         ap_upstream_free(app.upstream);
         ap_breaker_free(app.breaker);
         ap_llm_cache_free(app.llm_cache);
+        ap_key_cache_free(app.key_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         ap_mcp_allowlist_free(mcp_allow);
@@ -445,6 +450,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_usage_writer_free(app.usage);
         ap_breaker_free(app.breaker);
         ap_llm_cache_free(app.llm_cache);
+        ap_key_cache_free(app.key_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         ap_mcp_allowlist_free(mcp_allow);
@@ -483,6 +489,7 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_usage_writer_free(app.usage); /* flushes the last records */
     ap_breaker_free(app.breaker);
     ap_llm_cache_free(app.llm_cache);
+    ap_key_cache_free(app.key_cache);
     pthread_mutex_lock(&job.mu);
     job.stop = true;
     pthread_cond_signal(&job.cv);

@@ -88,9 +88,22 @@ void ap_resp_page(ap_req_t *r, json_t *items, const char *next);
  * returns without answering; the connection is suspended (no thread is
  * held).  The other side then answers once, either whole (ap_resp_* then
  * ap_req_async_answer) or as a stream (ap_req_stream_open, _write,
- * _close), and finally ap_req_async_release.  Until the release, r stays
- * valid even if the client goes away; on_gone (called with ud, on a server
- * thread) tells the other side to stop early.  Thread-safe. */
+ * _close), and finally ap_req_async_release.  Thread-safe.
+ *
+ * Lifetime (a reference count under the request's mutex, server.c):
+ *   - r, its arena and everything in it (ud included) live until both the
+ *     server side is done with the request (answer sent, or the client
+ *     went away) and the async side called ap_req_async_release; whichever
+ *     comes last frees them, on its own thread.  After its release the
+ *     async side must not touch r.
+ *   - on_gone(ud) runs at most once, on a server thread, when the request
+ *     ends on the server side before the async side gave its last word
+ *     (ap_req_async_answer, or ap_req_stream_close): the client is gone,
+ *     stop early.  It runs while the server side still holds its
+ *     reference, so ud is valid throughout, even if the async side
+ *     releases meanwhile.  It must not block; it must not free r.
+ *   - Once the server side is done, ap_req_stream_write returns false and
+ *     nothing resumes the connection any more. */
 void ap_req_async_begin(ap_req_t *r, void (*on_gone)(void *ud), void *ud);
 void ap_req_async_answer(ap_req_t *r);
 void ap_req_stream_open(ap_req_t *r, int status, const char *content_type);

@@ -133,8 +133,20 @@ static bool seg_match(ap_arena_t *a, const char *p, size_t plen, const char *s, 
     return plen == len && memcmp(p, s, len) == 0;
 }
 
+/* A necessary condition for path_match, cheap enough to try on every
+ * route: the path starts with the pattern's literal part up to its first
+ * capture, and equals a pattern that has none. */
+static bool literal_prefix_ok(const char *p, const char *s) {
+    while (*p && *p != '{') {
+        if (*p != *s) return false;
+        p++, s++;
+    }
+    return *p == '{' || *s == '\0';
+}
+
 static bool path_match(ap_arena_t *a, const char *pattern, const char *path, ap_match_t *m) {
     m->nparams = 0;
+    if (!literal_prefix_ok(pattern, path)) return false;
     const char *p = pattern, *s = path;
     for (;;) {
         if (*p == '\0' || *s == '\0') return *p == '\0' && *s == '\0';
@@ -157,6 +169,7 @@ ap_route_result ap_route_find(const ap_route_t *routes, ap_arena_t *a, const cha
     size_t an = 0;
     bool path_seen = false;
     for (int i = 0; routes[i].method; i++) {
+        if (!literal_prefix_ok(routes[i].pattern, path)) continue;
         ap_match_t tmp = {0};
         if (!path_match(a, routes[i].pattern, path, &tmp)) continue;
         if (strcmp(routes[i].method, method) == 0 ||

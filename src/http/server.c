@@ -33,6 +33,7 @@
 #include "core/time.h"
 #include "http/idempotency.h"
 #include "http/req.h"
+#include "identity/keycache.h"
 
 struct ap_server {
     struct MHD_Daemon *d;
@@ -147,7 +148,8 @@ static void pipeline(ap_req_t *r) {
         return;
     }
     r->principal = ap_arena_calloc(r->arena, sizeof *r->principal);
-    if (ap_apikey_authenticate(app->db, r->arena, token, r->principal, &err)) {
+    if (ap_apikey_authenticate_cached(app->key_cache, app->db, r->arena, token, r->principal,
+                                       &err)) {
         r->principal = NULL;
         ap_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
         ap_resp_problem(r, &err);
@@ -243,8 +245,21 @@ static conn_ctx_t *conn_ctx(struct MHD_Connection *c) {
 }
 
 /* The state shared between a server thread and the thread that answers
- * asynchronously.  refs: the server side holds one until the request
- * completes, the async side one until ap_req_async_release. */
+ * asynchronously (req.h, "answers from another thread"), all of it under
+ * mu.  Lifetime is a reference count: the server side holds one reference
+ * until the request completes (req_free), the async side one until
+ * ap_req_async_release; whoever drops the last frees r and its arena
+ * (req_destroy), on its own thread.  The server side keeps its reference
+ * while it runs on_gone, so on_gone always sees live memory even when the
+ * async side releases at the same moment.
+ *
+ *   suspended  the connection sleeps and the next producer must resume it;
+ *              cleared by the one thread that resumes (so a suspension is
+ *              resumed exactly once) and when the server side completes.
+ *   gone       the server side completed (answer sent, or client gone):
+ *              nothing may resume the connection any more.
+ *   finished   the async side delivered its last word (whole answer or the
+ *              stream's close): a completion after that needs no on_gone. */
 struct ap_req_async {
     pthread_mutex_t mu;
     ap_server_t *srv;
@@ -252,7 +267,8 @@ struct ap_req_async {
     bool dispatched; /* the pipeline ran; a later call is the resumed one */
     bool ready;      /* an answer (whole or stream head) is there */
     bool suspended;
-    bool gone;       /* the request completed on the server side */
+    bool gone;
+    bool finished;
     bool streaming;
     bool stream_done;
     ap_buf_t out; /* stream bytes not yet handed to libmicrohttpd */
@@ -273,19 +289,23 @@ void ap_req_async_begin(ap_req_t *r, void (*on_gone)(void *ud), void *ud) {
     r->async = as;
 }
 
-/* Marks the answer ready and wakes the connection if it sleeps. */
-static void wake(ap_req_t *r) {
+/* Marks the answer ready (and, for a whole answer, final) and wakes the
+ * connection if it sleeps.  The connection stays suspended, hence alive,
+ * until this thread resumes it: only the thread that clears `suspended`
+ * resumes, and a completed request is never resumed. */
+static void wake(ap_req_t *r, bool final) {
     struct ap_req_async *as = r->async;
     pthread_mutex_lock(&as->mu);
     as->ready = true;
-    bool resume = as->suspended;
+    if (final) as->finished = true;
+    bool resume = as->suspended && !as->gone;
     as->suspended = false;
     pthread_mutex_unlock(&as->mu);
     if (resume) MHD_resume_connection(r->conn);
 }
 
 void ap_req_async_answer(ap_req_t *r) {
-    wake(r);
+    wake(r, true);
 }
 
 void ap_req_stream_open(ap_req_t *r, int status, const char *content_type) {
@@ -295,7 +315,7 @@ void ap_req_stream_open(ap_req_t *r, int status, const char *content_type) {
     pthread_mutex_lock(&r->async->mu);
     r->async->streaming = true;
     pthread_mutex_unlock(&r->async->mu);
-    wake(r);
+    wake(r, false);
 }
 
 bool ap_req_stream_write(ap_req_t *r, const char *data, size_t len) {
@@ -317,7 +337,8 @@ void ap_req_stream_close(ap_req_t *r) {
     struct ap_req_async *as = r->async;
     pthread_mutex_lock(&as->mu);
     as->stream_done = true;
-    bool resume = as->suspended;
+    as->finished = true;
+    bool resume = as->suspended && !as->gone;
     as->suspended = false;
     pthread_mutex_unlock(&as->mu);
     if (resume) MHD_resume_connection(r->conn);
@@ -380,20 +401,24 @@ static void req_destroy(ap_server_t *s, ap_req_t *r) {
     if (counted) atomic_fetch_sub(&s->inflight, 1);
 }
 
-/* The server side is done with r: free it, or, while an async side still
- * holds it, tell that side the client is gone and let it free r. */
+/* The server side is done with r (answer sent, or client gone).  While
+ * the async side still works, on_gone tells it to stop; the server's
+ * reference is dropped only after on_gone returned, so on_gone never
+ * races the async side's release into freed memory. */
 static void req_free(ap_server_t *s, ap_req_t *r) {
     struct ap_req_async *as = r->async;
     if (as) {
         pthread_mutex_lock(&as->mu);
         as->srv = s;
         as->gone = true;
+        as->suspended = false;
+        bool notify = as->on_gone && as->refs > 1 && !as->finished;
+        pthread_mutex_unlock(&as->mu);
+        if (notify) as->on_gone(as->ud);
+        pthread_mutex_lock(&as->mu);
         int left = --as->refs;
         pthread_mutex_unlock(&as->mu);
-        if (left > 0) {
-            if (as->on_gone) as->on_gone(as->ud);
-            return;
-        }
+        if (left > 0) return; /* the async side frees r at its release */
     }
     req_destroy(s, r);
 }
@@ -544,6 +569,12 @@ ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_serve
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            /* 16 KiB of per-connection pool (request line,
+                             * headers, read and write buffers) instead of
+                             * 32: libmicrohttpd zeroes the pool for every
+                             * request on a kept-alive connection, and an
+                             * open stream holds it (see bench/RESULTS.md) */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
     if (!s->d) {

@@ -32,6 +32,7 @@ struct ap_bus;
 struct ap_sse_hub;
 struct ap_llm_cache;
 struct ap_mem;
+struct ap_key_cache;
 
 struct ap_app {
     ap_db_t *db;
@@ -43,6 +44,7 @@ struct ap_app {
     struct ap_sse_hub *sse;          /* event streams (api/sse.h), or NULL */
     struct ap_llm_cache *llm_cache;  /* routes and budget totals (llm/cache.h), or NULL */
     struct ap_mem *memory;           /* agent memory service (memory/memory.h) */
+    struct ap_key_cache *key_cache;  /* verified API keys (identity/keycache.h), or NULL */
     const ap_route_t *routes;
     ap_metrics_t *metrics;
     int64_t started_ms;

@@ -86,6 +86,7 @@ ap_rc ap_apikey_authenticate(ap_db_t *db, ap_arena_t *a, const char *token, ap_p
      * key out rather than making it immortal. */
     if (exp && (!ap_time_parse(exp, &exp_ms) || exp_ms <= now))
         return unauth(err, "the key has expired");
+    out->expires_ms = exp ? exp_ms : INT64_MAX;
     const char *ustatus = ap_rows_get(&rows, 0, "user_status");
     if (ap_rows_get(&rows, 0, "user_id") && (!ustatus || strcmp(ustatus, "active") != 0))
         return unauth(err, "the key's user is disabled");

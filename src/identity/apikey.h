@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "audit/audit.h"
 #include "core/err.h"
@@ -32,6 +33,7 @@ typedef struct {
     const char *name;
     const char *tenant_status; /* "active" | "suspended" | "deleted" */
     ap_role role;
+    int64_t expires_ms; /* the key's expiry (ms since the epoch), INT64_MAX: none */
 } ap_principal_t;
 
 typedef struct {

@@ -11,8 +11,11 @@
  */
 #include "llm/usage.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/id.h"
@@ -37,7 +40,11 @@ struct ap_usage_writer {
     int queued;
     uint64_t enqueued, written;
     bool stop;
+    int linger_ms;     /* AP_USAGE_LINGER_MS: how long a batch waits for company */
+    int flush_waiters; /* ap_usage_flush callers: no lingering while > 0 */
 };
+
+#define LINGER_MAX_BATCH 256
 
 double ap_usage_cost(const ap_llm_usage_t *u, double in_per_mtok, double out_per_mtok) {
     return ((double)u->prompt * in_per_mtok + (double)u->completion * out_per_mtok) / 1e6;
@@ -168,6 +175,18 @@ static void *writer(void *arg) {
     for (;;) {
         while (!w->head && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
         if (!w->head && w->stop) break;
+        /* Linger: under load, let the records of the next few milliseconds
+         * join this batch, so many calls share one transaction (and one
+         * budget-cache invalidation) instead of one commit each. */
+        if (w->linger_ms > 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)w->linger_ms * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            while (!w->stop && !w->flush_waiters && w->queued < LINGER_MAX_BATCH)
+                if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT) break;
+        }
         node_t *list = w->head;
         uint64_t upto = w->enqueued;
         w->head = w->tail = NULL;
@@ -186,6 +205,8 @@ static void *writer(void *arg) {
 ap_rc ap_usage_writer_new(ap_db_t *db, ap_usage_writer_t **out, ap_err_t *err) {
     ap_usage_writer_t *w = ap_calloc(1, sizeof *w);
     w->db = db;
+    const char *lg = getenv("AP_USAGE_LINGER_MS");
+    w->linger_ms = lg && *lg ? atoi(lg) : 5;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     pthread_cond_init(&w->flushed, NULL);
@@ -209,19 +230,24 @@ void ap_usage_record(ap_usage_writer_t *w, const ap_usage_rec_t *rec) {
         write_batch(w->db, cache, n);
         return;
     }
+    bool first = !w->head;
     if (w->tail) w->tail->next = n;
     else w->head = n;
     w->tail = n;
     w->queued++;
     w->enqueued++;
-    pthread_cond_signal(&w->cv);
+    /* the writer waits for the first record, and lingers until a full batch */
+    if (first || w->queued == LINGER_MAX_BATCH) pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
 void ap_usage_flush(ap_usage_writer_t *w) {
     pthread_mutex_lock(&w->mu);
     uint64_t target = w->enqueued;
+    w->flush_waiters++;
+    pthread_cond_signal(&w->cv); /* cuts a linger short */
     while (w->written < target) pthread_cond_wait(&w->flushed, &w->mu);
+    w->flush_waiters--;
     pthread_mutex_unlock(&w->mu);
 }
 

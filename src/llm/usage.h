@@ -4,6 +4,9 @@
  * 1. The gateway records a row per call without waiting on the database:
  *    records go on a queue that one writer thread drains in batches, one
  *    transaction per tenant per batch.  Nothing slow runs on the I/O loop.
+ *    A batch waits up to AP_USAGE_LINGER_MS (default 5; 0: no wait) after
+ *    its first record, or until 256 records, so that under load many calls
+ *    share one commit; ap_usage_flush cuts the wait short.
  * 2. cost is computed from the catalog's list prices at the time of the
  *    call; a model without a price gives priced = false and cost NULL.
  * 3. Flushed on shutdown; ap_usage_flush waits until what was queued

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/jload.h"
 #include "core/crypto.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
@@ -634,6 +635,82 @@ ap_rc ap_wire_parse_request(ap_arena_t *a, ap_wire_kind client, json_t *body, ap
                       "the gateway accepts OpenAI chat completions and Anthropic messages");
 }
 
+/* s as a JSON string, byte for byte what json_dumps writes for
+ * wire_jstr(s) (JSON_COMPACT): '"' and '\\' escaped, control characters
+ * as \b \f \n \r \t or \u00XX, everything else as is; a string that is
+ * not UTF-8 has each stray byte replaced by '?'. */
+void wire_jbuf_str(ap_buf_t *b, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (!s) {
+        ap_buf_append(b, "null", 4);
+        return;
+    }
+    size_t n = strlen(s);
+    bool valid = true;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+        if (!l) {
+            valid = false;
+            break;
+        }
+        i += l;
+    }
+    ap_buf_append(b, "\"", 1);
+    size_t run = 0; /* start of the bytes not yet written */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || valid)) {
+            i++;
+            continue;
+        }
+        if (i > run) ap_buf_append(b, s + run, i - run);
+        if (c >= 0x80) { /* only when the string is not UTF-8 */
+            size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+            if (l) ap_buf_append(b, s + i, l);
+            else ap_buf_append(b, "?", 1);
+            i += l ? l : 1;
+            run = i;
+            continue;
+        }
+        char e[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t el = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            memcpy(e, "\\u00", 4);
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            el = 6;
+        }
+        ap_buf_append(b, e, el);
+        i++;
+        run = i;
+    }
+    if (n > run) ap_buf_append(b, s + run, n - run);
+    ap_buf_append(b, "\"", 1);
+}
+
+char *ap_wire_render_response_text(ap_wire_kind client, const ap_llm_resp_t *resp, size_t *len) {
+    char *s = client == AP_WIRE_OPENAI ? wire_openai_render_text(resp, len) : NULL;
+    if (s) return s;
+    json_t *o = ap_wire_render_response(client, resp);
+    s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!s) s = strdup("{}");
+    *len = strlen(s);
+    return s;
+}
+
 json_t *ap_wire_render_response(ap_wire_kind client, const ap_llm_resp_t *resp) {
     switch (client) {
     case AP_WIRE_OPENAI: return wire_openai_render(resp);
@@ -694,7 +771,7 @@ ap_rc ap_wire_parse_reply(ap_arena_t *a, ap_wire_kind provider, int status, cons
     memset(lerr, 0, sizeof *lerr);
     if (status >= 300 || status < 200) return wire_fail_body(lerr, status, retry_after, body, len);
     json_error_t jerr;
-    json_t *v = body && len ? json_loadb(body, len, 0, &jerr) : NULL;
+    json_t *v = body && len ? ap_jload(body, len, 0, &jerr) : NULL;
     if (!json_is_object(v)) {
         json_decref(v);
         char m[300];
@@ -762,7 +839,7 @@ ap_rc wire_dec_fail(ap_llm_decoder_t *d, ap_llm_errkind k, const char *fmt, ...)
 
 json_t *wire_dec_json(ap_llm_decoder_t *d, const ap_sse_event_t *ev) {
     json_error_t jerr;
-    json_t *v = json_loadb(ev->data, ev->data_len, 0, &jerr);
+    json_t *v = ap_jload(ev->data, ev->data_len, 0, &jerr);
     if (json_is_object(v)) return v;
     json_decref(v);
     wire_dec_fail(d, AP_LLM_UPSTREAM, "malformed stream event from the provider: %s",

@@ -51,6 +51,11 @@ ap_rc ap_wire_parse_request(ap_arena_t *a, ap_wire_kind client, json_t *body, ap
                             ap_err_t *err);
 /* Renders a complete answer in the client's protocol (new reference). */
 json_t *ap_wire_render_response(ap_wire_kind client, const ap_llm_resp_t *resp);
+/* The same as compact JSON text (heap, free(); *len its length), written
+ * directly without building JSON values where the shape allows (OpenAI
+ * replies without tool calls); byte for byte what json_dumps of
+ * ap_wire_render_response gives. */
+char *ap_wire_render_response_text(ap_wire_kind client, const ap_llm_resp_t *resp, size_t *len);
 /* An error body in the client's protocol, so SDKs raise their own error
  * types: OpenAI {"error":{"message","type","param","code"}}, Anthropic
  * {"type":"error","error":{"type","message"}} (new reference). */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/alloc.h"
+#include "core/jload.h"
 #include "llm/wire_int.h"
 
 #define MAX_INPUTS 2048
@@ -181,7 +182,7 @@ ap_rc ap_wire_parse_embed_reply(ap_arena_t *a, ap_wire_kind provider, int status
     memset(resp, 0, sizeof *resp);
     memset(lerr, 0, sizeof *lerr);
     if (status >= 300 || status < 200) return wire_fail_body(lerr, status, retry_after, body, len);
-    json_t *v = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *v = body && len ? ap_jload(body, len, 0, NULL) : NULL;
     if (!json_is_object(v)) {
         json_decref(v);
         return bad_reply(lerr, status, "not a JSON object");

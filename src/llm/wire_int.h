@@ -127,6 +127,25 @@ ap_rc wire_fail_json(ap_llm_error_t *lerr, int status, const char *retry_after, 
 /* Milliseconds from a Retry-After value (delta seconds or HTTP date). */
 int64_t wire_retry_after_ms(const char *v, int64_t now_s);
 
+/* ---- direct JSON text (hot paths) ---- */
+
+/* Appends s as a JSON string exactly as json_dumps writes wire_jstr(s)
+ * (NULL: null). */
+void wire_jbuf_str(ap_buf_t *b, const char *s);
+/* The OpenAI chat.completion of resp as compact JSON text (heap, free()),
+ * identical to json_dumps of wire_openai_render; NULL when the response
+ * has tool calls (the caller then goes through jansson). */
+char *wire_openai_render_text(const ap_llm_resp_t *resp, size_t *len);
+/* The OpenAI request body for target t: as JSON values (new reference),
+ * and as text written directly (arena; NULL when the request's shape
+ * needs the JSON path: parts, tool calls or results, tools, response
+ * format, temperature or top_p).  wire_openai_build uses the text when it
+ * can; both give the same bytes. */
+ap_rc wire_openai_body(ap_arena_t *a, const ap_llm_req_t *req, const ap_llm_target_t *t,
+                       json_t **out, ap_err_t *err);
+char *wire_openai_body_text(ap_arena_t *a, const ap_llm_req_t *req, const ap_llm_target_t *t,
+                            size_t *len);
+
 /* ---- finish reasons ---- */
 
 const char *wire_finish_openai(const char *s);      /* OpenAI → internal */

@@ -397,6 +397,32 @@ json_t *wire_openai_render(const ap_llm_resp_t *resp) {
     return o;
 }
 
+char *wire_openai_render_text(const ap_llm_resp_t *resp, size_t *len) {
+    if (resp->ntool_calls) return NULL;
+    ap_buf_t b;
+    ap_buf_init(&b, 0);
+    char id[WIRE_ID_MAX], num[160];
+    if (!resp->id) wire_id_buf(id, sizeof id, "chatcmpl-");
+    ap_buf_puts(&b, "{\"id\":");
+    wire_jbuf_str(&b, resp->id ? resp->id : id);
+    snprintf(num, sizeof num, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
+             (long long)(resp->created ? resp->created : (json_int_t)time(NULL)));
+    ap_buf_puts(&b, num);
+    wire_jbuf_str(&b, resp->model ? resp->model : "");
+    ap_buf_puts(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    wire_jbuf_str(&b, resp->content ? resp->content : "");
+    ap_buf_puts(&b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
+    wire_jbuf_str(&b, resp->finish_reason ? wire_finish_openai(resp->finish_reason) : "stop");
+    snprintf(num, sizeof num,
+             "}],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+             "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}}",
+             (long long)resp->usage.prompt, (long long)resp->usage.completion,
+             (long long)(resp->usage.prompt + resp->usage.completion), (long long)resp->usage.cached);
+    ap_buf_puts(&b, num);
+    *len = b.len;
+    return ap_buf_steal(&b);
+}
+
 static const char *error_type(int status) {
     if (status == 401) return "authentication_error";
     if (status == 403) return "permission_error";
@@ -507,8 +533,79 @@ static ap_rc message_json(ap_arena_t *a, const ap_llm_msg_t *m, json_t **out, ap
     return AP_OK;
 }
 
+/* The request body written directly, for the common shape: text
+ * messages (no parts, tool calls or tool results), no tools, no response
+ * format, no sampling reals.  Byte for byte what json_dumps of
+ * wire_openai_body gives; NULL for any other shape. */
+char *wire_openai_body_text(ap_arena_t *a, const ap_llm_req_t *req, const ap_llm_target_t *t,
+                            size_t *len) {
+    if (req->ntools || req->tool_choice || req->response_format || req->has_temperature ||
+        req->has_top_p)
+        return NULL;
+    for (int i = 0; i < req->nmsgs; i++) {
+        const ap_llm_msg_t *m = &req->msgs[i];
+        if (m->role == AP_LLM_TOOL || m->parts || m->ntool_calls) return NULL;
+    }
+    ap_buf_t b;
+    ap_buf_init(&b, 0);
+    ap_buf_puts(&b, "{\"model\":");
+    wire_jbuf_str(&b, t->model);
+    ap_buf_puts(&b, ",\"messages\":[");
+    for (int i = 0; i < req->nmsgs; i++) {
+        const ap_llm_msg_t *m = &req->msgs[i];
+        ap_buf_puts(&b, i ? ",{\"role\":\"" : "{\"role\":\"");
+        ap_buf_puts(&b, ap_llm_role_name(m->role));
+        ap_buf_puts(&b, "\",\"content\":");
+        wire_jbuf_str(&b, m->content ? m->content : "");
+        if (m->name) {
+            ap_buf_puts(&b, ",\"name\":");
+            wire_jbuf_str(&b, m->name);
+        }
+        ap_buf_puts(&b, "}");
+    }
+    ap_buf_puts(&b, "]");
+    if (req->nstop) {
+        for (int i = 0; i < req->nstop; i++) {
+            ap_buf_puts(&b, i ? "," : ",\"stop\":[");
+            wire_jbuf_str(&b, req->stop[i]);
+        }
+        ap_buf_puts(&b, "]");
+    }
+    if (req->max_tokens > 0)
+        ap_buf_printf(&b, ",\"%s\":%lld",
+                      strstr(t->base_url, "api.openai.com") ? "max_completion_tokens" : "max_tokens",
+                      (long long)req->max_tokens);
+    if (req->user) {
+        ap_buf_puts(&b, ",\"user\":");
+        wire_jbuf_str(&b, req->user);
+    }
+    if (req->stream) ap_buf_puts(&b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    ap_buf_puts(&b, "}");
+    char *s = ap_arena_strndup(a, b.p, b.len);
+    *len = b.len;
+    ap_buf_free(&b);
+    return s;
+}
+
 ap_rc wire_openai_build(ap_arena_t *a, const ap_llm_req_t *req, const ap_llm_target_t *t,
                         ap_http_call_t *out, ap_err_t *err) {
+    out->body = wire_openai_body_text(a, req, t, &out->len);
+    if (!out->body) {
+        json_t *body;
+        ap_rc rc = wire_openai_body(a, req, t, &body, err);
+        if (rc) return rc;
+        out->body = wire_dump(a, body, &out->len);
+    }
+    out->url = wire_url(a, t->base_url, "/chat/completions");
+    wire_header(a, out, "Content-Type: application/json");
+    if (t->api_key && *t->api_key) wire_header(a, out, "Authorization: Bearer %s", t->api_key);
+    if (req->stream) wire_header(a, out, "Accept: text/event-stream");
+    return AP_OK;
+}
+
+ap_rc wire_openai_body(ap_arena_t *a, const ap_llm_req_t *req, const ap_llm_target_t *t,
+                       json_t **out, ap_err_t *err) {
+    *out = NULL;
     json_t *body = json_object(), *msgs = json_array();
     json_object_set_new(body, "model", wire_jstr(t->model));
     json_object_set_new(body, "messages", msgs);
@@ -558,11 +655,7 @@ ap_rc wire_openai_build(ap_arena_t *a, const ap_llm_req_t *req, const ap_llm_tar
         json_object_set_new(body, "stream", json_true());
         json_object_set_new(body, "stream_options", json_pack("{s:b}", "include_usage", 1));
     }
-    out->url = wire_url(a, t->base_url, "/chat/completions");
-    wire_header(a, out, "Content-Type: application/json");
-    if (t->api_key && *t->api_key) wire_header(a, out, "Authorization: Bearer %s", t->api_key);
-    if (req->stream) wire_header(a, out, "Accept: text/event-stream");
-    out->body = wire_dump(a, body, &out->len);
+    *out = body;
     return AP_OK;
 }
 

@@ -78,3 +78,47 @@ test('the circuit opens after repeated failures, refuses at once, and closes aft
   const again = await ask(model);
   assert.ok(again.data.choices[0].message.content);
 });
+
+// Clients that go away mid-stream, many at once, while the provider keeps
+// streaming slowly: each disconnect cancels its upstream call, and the
+// server stays healthy (the sanitizer build's clean exit at stop() also
+// says no request was freed under another thread).
+test('streams aborted mid-flight cancel their upstream calls and leave the server healthy', async () => {
+  const { request } = await import('node:http');
+  const url = new URL(`${srv.url}/v1/chat/completions`);
+  const body = JSON.stringify({ model: 'openai/gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'abort me '.repeat(20) }] });
+  const one = (i) => new Promise((resolve, reject) => {
+    const req = request({
+      host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false,
+      headers: {
+        authorization: `Bearer ${oai.apiKey}`, 'content-type': 'application/json',
+        'x-fake-chunks': '400', 'x-fake-chunk-delay-ms': '5',
+      },
+    }, (res) => {
+      assert.equal(res.statusCode, 200);
+      let events = 0;
+      const want = 1 + (i % 4) * 3; // abort after 1, 4, 7 or 10 events
+      res.on('data', (d) => {
+        events += (d.toString().match(/^data: /gm) || []).length;
+        if (events >= want) { req.destroy(); resolve(); }
+      });
+      res.on('error', () => {});
+      res.on('end', () => reject(new Error('the stream ended before the abort')));
+    });
+    req.on('error', () => {});
+    req.end(body);
+  });
+  for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: 32 }, (_, i) => one(i)));
+  // every upstream stream is cancelled (on_gone → the call's cancel), long before 400 × 5 ms
+  const t0 = Date.now();
+  let active;
+  for (;;) {
+    active = (await (await fetch(`${fake.url}/_fake/stats`)).json()).active_streams;
+    if (active === 0 || Date.now() - t0 > 5000) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(active, 0, 'upstream streams still running after their clients left');
+  const { data } = await ask('openai/gpt-4o-mini');
+  assert.match(data.choices[0].message.content, /resilience/);
+  assert.equal((await fetch(`${srv.url}/readyz`)).status, 200);
+});

@@ -121,6 +121,8 @@ test('suspend refuses the tenant\'s calls with 403 and keeps its data; resume re
   const t = await tenantWithKeys(srv, 'Suspendable');
   const u = await srv.request('POST', '/api/v1/users', { key: t.keys.tenant_admin, body: { email: 'keep@s.example', role: 'viewer' } });
   assert.equal(u.status, 201);
+  // the viewer key is verified (and cached) before the suspension
+  assert.equal((await srv.request('GET', '/api/v1/users', { key: t.keys.viewer })).status, 200);
   const s = await srv.request('POST', `/api/v1/tenants/${t.id}:suspend`);
   assert.equal(s.status, 200, s.text);
   assert.equal(s.body.status, 'suspended');

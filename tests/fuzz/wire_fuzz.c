@@ -1,7 +1,7 @@
 /*
  * wire_fuzz.c - libFuzzer target for the wire protocols (llm/wire*.c).
  *
- * FUZZ_SOURCES: src/llm/wire.c src/llm/wire_openai.c src/llm/wire_anthropic.c src/llm/wire_gemini.c src/llm/wire_embed.c src/llm/sse.c src/llm/types.c src/core/arena.c src/core/alloc.c src/core/buf.c src/core/err.c src/core/crypto.c
+ * FUZZ_SOURCES: src/llm/wire.c src/llm/wire_openai.c src/llm/wire_anthropic.c src/llm/wire_gemini.c src/llm/wire_embed.c src/llm/sse.c src/llm/types.c src/core/arena.c src/core/alloc.c src/core/buf.c src/core/err.c src/core/crypto.c src/core/jload.c
  *
  * Byte 0 picks the target (low 2 bits) and a variant (the rest); the other
  * bytes are the payload.

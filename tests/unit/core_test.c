@@ -9,6 +9,8 @@
  */
 #include "testutil.h"
 
+#include "core/jload.h"
+
 #include <pthread.h>
 
 #include <jansson.h>
@@ -915,8 +917,35 @@ static void test_config_json_masks_secrets(void **state) {
     free(o);
 }
 
+
+/* ap_jload reads what json_loadb reads, the same way, and refuses what it
+ * refuses with jansson's own error text. */
+static void test_jload_matches_jansson(void **state) {
+    (void)state;
+    const char *cases[] = {
+        "{\"a\":1,\"b\":[true,false,null,-0,2.5e3,\"x\\n\\u00e9\\ud83d\\ude00\"],\"c\":{}}",
+        " [ ] ", "{\"a\":1,\"a\":2}", "{\"k\":\"caf\xc3\xa9\"}",
+        "", "{", "[1,]", "{\"a\":01}", "[1e400]", "[9223372036854775808]", "[\"\\u0000\"]",
+        "[\"\\udc00\"]", "[\"\xff\"]", "[truex]", "{} x", "\"scalar\"", "[\"a\tb\"]",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int f = 0; f < 2; f++) {
+            size_t flags = f ? JSON_REJECT_DUPLICATES : 0;
+            json_error_t e1, e2;
+            json_t *a = ap_jload(cases[i], strlen(cases[i]), flags, &e1);
+            json_t *b = json_loadb(cases[i], strlen(cases[i]), flags, &e2);
+            assert_int_equal(a == NULL, b == NULL);
+            if (a) assert_true(json_equal(a, b));
+            else assert_string_equal(e1.text, e2.text);
+            json_decref(a);
+            json_decref(b);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jload_matches_jansson),
         cmocka_unit_test(test_arena_alignment),
         cmocka_unit_test(test_arena_large_allocations),
         cmocka_unit_test(test_arena_cleanups_reverse_order),

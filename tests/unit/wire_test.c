@@ -19,6 +19,7 @@
 #include "core/buf.h"
 #include "llm/sse.h"
 #include "llm/wire.h"
+#include "llm/wire_int.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -2022,9 +2023,103 @@ static void test_embed_calls(void **state) {
     ap_arena_free(a);
 }
 
+
+/* The direct text renderer of OpenAI replies writes exactly what json_dumps
+ * of the jansson rendering writes: escapes, control characters, non-ASCII,
+ * bytes that are not UTF-8, missing fields, tool calls (jansson path). */
+static void test_render_text_matches_jansson(void **state) {
+    (void)state;
+    const char *contents[] = {
+        "hello", "", "quote \" backslash \\ slash / tab\t nl\n cr\r bs\b ff\f",
+        "ctl \x01\x1f del \x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8",
+        "bad \xc3 byte \xff and \xed\xa0\x80 surrogate", NULL,
+    };
+    const char *finish[] = {"stop", "length", "tool_calls", "content_filter", NULL};
+    for (size_t i = 0; i < sizeof contents / sizeof *contents; i++) {
+        ap_llm_resp_t resp;
+        memset(&resp, 0, sizeof resp);
+        resp.id = i % 2 ? "chatcmpl-\x01x\"" : "chatcmpl-abc";
+        resp.model = i == 3 ? NULL : "gpt-4o-mini \xc3\xa9";
+        resp.created = 1700000000 + (int64_t)i;
+        resp.content = contents[i];
+        resp.finish_reason = finish[i % 5];
+        resp.usage.prompt = 12 + (int64_t)i;
+        resp.usage.completion = 7;
+        resp.usage.cached = (int64_t)i;
+        size_t len;
+        char *text = ap_wire_render_response_text(AP_WIRE_OPENAI, &resp, &len);
+        json_t *o = ap_wire_render_response(AP_WIRE_OPENAI, &resp);
+        char *want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        assert_string_equal(text, want);
+        assert_int_equal(len, strlen(want));
+        free(text);
+        free(want);
+    }
+    /* with tool calls: the jansson path, same text */
+    ap_llm_tool_call_t tc = {.id = "call_1", .name = "f", .arguments = "{\"a\":1}"};
+    ap_llm_resp_t resp = {.id = "x", .model = "m", .created = 1, .tool_calls = &tc, .ntool_calls = 1};
+    size_t len;
+    char *text = ap_wire_render_response_text(AP_WIRE_OPENAI, &resp, &len);
+    assert_non_null(strstr(text, "\"tool_calls\":[{\"id\":\"call_1\""));
+    free(text);
+}
+
+
+/* The OpenAI request body written directly equals json_dumps of the
+ * jansson body for every shape it takes, and steps aside for the rest. */
+static void test_openai_body_text_matches_jansson(void **state) {
+    (void)state;
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_llm_msg_t msgs[] = {
+        {.role = AP_LLM_SYSTEM, .content = "be \"brief\"\n\x01"},
+        {.role = AP_LLM_USER, .content = "caf\xc3\xa9 \xff", .name = "ann"},
+        {.role = AP_LLM_ASSISTANT, .content = NULL},
+        {.role = AP_LLM_USER, .content = "again"},
+    };
+    const char *stops[] = {"\n\n", "END"};
+    ap_llm_target_t t = {.model = "gpt-4o-mini", .base_url = "http://127.0.0.1:1/v1", .api_key = "sk"};
+    for (int v = 0; v < 6; v++) {
+        ap_llm_req_t req;
+        memset(&req, 0, sizeof req);
+        req.msgs = msgs;
+        req.nmsgs = v == 0 ? 1 : 4;
+        req.stream = v & 1;
+        req.max_tokens = v >= 2 ? 256 : 0;
+        req.user = v >= 3 ? "u-\"1\"" : NULL;
+        if (v >= 4) {
+            req.stop = stops;
+            req.nstop = 2;
+        }
+        if (v == 5) t.base_url = "https://api.openai.com/v1";
+        size_t len;
+        char *text = wire_openai_body_text(a, &req, &t, &len);
+        assert_non_null(text);
+        json_t *body;
+        ap_err_t err = {0};
+        assert_int_equal(wire_openai_body(a, &req, &t, &body, &err), AP_OK);
+        char *want = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        json_decref(body);
+        assert_string_equal(text, want);
+        assert_int_equal(len, strlen(want));
+        free(want);
+    }
+    ap_llm_req_t req;
+    memset(&req, 0, sizeof req);
+    req.msgs = msgs;
+    req.nmsgs = 1;
+    req.has_temperature = true;
+    req.temperature = 0.2;
+    size_t len;
+    assert_null(wire_openai_body_text(a, &req, &t, &len)); /* reals: jansson */
+    ap_arena_free(a);
+}
+
 int main(void) {
     ap_crypto_init();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_text_matches_jansson),
+        cmocka_unit_test(test_openai_body_text_matches_jansson),
         cmocka_unit_test(test_sse_events),
         cmocka_unit_test(test_sse_event_name_cut_at_nul),
         cmocka_unit_test(test_sse_line_limit),
