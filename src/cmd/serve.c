@@ -417,7 +417,8 @@ int ap_cmd_serve(int argc, char **argv) {
     call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
                                    .breaker = app.breaker, .master_key = master_key,
                                    .cache = app.llm_cache};
-    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
+    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream, .usage = app.usage,
+                        .cache = app.llm_cache};
     ap_mem_new(&mo, &app.memory, &err);
     /* agents' memory and MCP tools (orch/tools_ext.h) */
     static ap_orch_ext_t task_ext;

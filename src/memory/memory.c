@@ -105,6 +105,8 @@ typedef struct job {
 struct ap_mem {
     ap_db_t *db;
     struct ap_upstream *upstream;
+    struct ap_usage_writer *usage;
+    struct ap_llm_cache *cache;
     ap_mem_hot_t *hot;
     ap_mem_index_t *ix;
     pthread_mutex_t mu;
@@ -121,6 +123,8 @@ ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err) {
     ap_mem_t *m = ap_calloc(1, sizeof *m);
     m->db = o->db;
     m->upstream = o->upstream;
+    m->usage = o->usage;
+    m->cache = o->cache;
     m->hot = o->hot ? o->hot : ap_mem_hot_local_new(0, 0, NULL);
     m->ix = ap_mem_index_new();
     pthread_mutex_init(&m->mu, NULL);
@@ -187,6 +191,7 @@ static void want_graph(ap_mem_t *m, const char *key) {
 /* ---------- helpers ---------- */
 
 typedef struct {
+    const char *agent;    /* the agent's id (metering) */
     const char *embedder; /* "builtin" or a model id */
     int dim;              /* 0: model default */
     json_t *allow_share_to;
@@ -282,6 +287,7 @@ static ap_rc load_agent(ap_tx_t *tx, const char *tenant, const char *agent, agen
     if (rc) return rc;
     if (!rows.nrows) return agent_not_found(err, agent);
     ap_arena_t *a = ap_tx_arena(tx);
+    c->agent = ap_arena_strdup(a, agent);
     const char *text = ap_rows_at(&rows, 0, 0);
     json_t *cfg = text ? json_loads(text, 0, NULL) : NULL;
     if (cfg && ap_mem_config_check(cfg, NULL)) {
@@ -319,10 +325,12 @@ static ap_rc read_agent(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ch
     return rc;
 }
 
-/* Embeds n texts with the agent's embedder; *sig gets "model@dim". */
+/* Embeds n texts with the agent's embedder; *sig gets "model@dim".  A
+ * provider call is checked against the tenant's budgets and recorded in
+ * llm_usage for c->agent (and task, if not NULL); actor may be NULL. */
 static ap_rc embed(ap_mem_t *m, ap_arena_t *a, const char *tenant, const agent_cfg_t *c,
-                   const char *const *texts, int n, float ***vecs, int *dim, const char **sig,
-                   ap_err_t *err) {
+                   const ap_actor_t *actor, const char *task, const char *const *texts, int n,
+                   float ***vecs, int *dim, const char **sig, ap_err_t *err) {
     if (!strcmp(c->embedder, "builtin")) {
         float **v = ap_arena_alloc(a, sizeof *v * (size_t)(n + 1));
         for (int i = 0; i < n; i++) {
@@ -335,8 +343,10 @@ static ap_rc embed(ap_mem_t *m, ap_arena_t *a, const char *tenant, const agent_c
         return AP_OK;
     }
     ap_llm_embed_result_t r;
-    ap_rc rc = ap_llm_embed_sync(m->db, m->upstream, a, tenant, c->embedder, texts, n, c->dim,
-                                 &r, err);
+    ap_llm_embed_meter_t meter = {.usage = m->usage, .cache = m->cache, .actor = actor,
+                                  .agent_id = c->agent, .task_id = task};
+    ap_rc rc = ap_llm_embed_sync(m->db, m->upstream, &meter, a, tenant, c->embedder, texts, n,
+                                 c->dim, &r, err);
     if (rc) return rc;
     /* unit length, so the index can score by dot product */
     for (int i = 0; i < n; i++) {
@@ -552,7 +562,7 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
     float **vecs;
     int dim;
     const char *sig;
-    if ((rc = embed(m, a, tenant, &c, &content, 1, &vecs, &dim, &sig, err))) return rc;
+    if ((rc = embed(m, a, tenant, &c, actor, task, &content, 1, &vecs, &dim, &sig, err))) return rc;
     char model[256];
     snprintf(model, sizeof model, "%s", sig);
     char *at = strrchr(model, '@');
@@ -672,7 +682,7 @@ static ap_rc recall_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const cha
     float **q;
     int dim;
     const char *sig;
-    if ((rc = embed(m, a, tenant, &c, &query, 1, &q, &dim, &sig, err))) return rc;
+    if ((rc = embed(m, a, tenant, &c, NULL, NULL, &query, 1, &q, &dim, &sig, err))) return rc;
     if ((rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err))) return rc;
     ap_mem_hit_t *hits = ap_arena_alloc(a, sizeof *hits * (size_t)limit);
     /* score <= 0.60 * similarity + 0.20 + 0.15 + 0.05 */
@@ -801,7 +811,7 @@ static ap_rc get_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *
         int dim;
         const char *sig;
         int rdim = (int)ap_rows_int(&rows, 0, "dim", 0);
-        rc = embed(m, a, tenant, &c, &query, 1, &q, &dim, &sig, err);
+        rc = embed(m, a, tenant, &c, NULL, NULL, &query, 1, &q, &dim, &sig, err);
         float *v = rc || rdim != dim ? NULL : ap_arena_alloc(a, sizeof *v * (size_t)dim);
         if (!rc && v && vec_unb64(ap_rows_get(&rows, 0, "embedding"), v, dim)) {
             ap_mem_meta_t mt = meta_of(&rows, 0);
@@ -1088,7 +1098,8 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
     float **vecs;
     int dim;
     const char *sig;
-    if ((rc = embed(m, a, tenant, &ct, texts, (int)nids, &vecs, &dim, &sig, err))) return rc;
+    if ((rc = embed(m, a, tenant, &ct, actor, NULL, texts, (int)nids, &vecs, &dim, &sig, err)))
+        return rc;
     char model[256];
     snprintf(model, sizeof model, "%s", sig);
     char *at = strrchr(model, '@');
@@ -1327,7 +1338,7 @@ static int reembed_batch(ap_mem_t *m, const char *tenant, const char *agent) {
     float **vecs;
     int dim;
     const char *sig;
-    if (embed(m, a, tenant, &c, texts, rows.nrows, &vecs, &dim, &sig, &err)) goto out;
+    if (embed(m, a, tenant, &c, NULL, NULL, texts, rows.nrows, &vecs, &dim, &sig, &err)) goto out;
     snprintf(model, sizeof model, "%s", sig);
     if ((at = strrchr(model, '@'))) *at = '\0';
     if (ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, &err)) goto out;

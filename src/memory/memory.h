@@ -23,6 +23,11 @@
  * 4. The per-agent configuration is agents.memory_config (keys in
  *    docs/memory.md; ap_mem_config_check validates one).
  * 5. ap_mem_t is thread-safe.
+ * 6. Embedding with a provider model is a model call like any other: the
+ *    tenant's budgets are checked first (over budget: AP_ERR_LIMIT,
+ *    "budget-exceeded", naming the budget, nothing written) and each call
+ *    is recorded in llm_usage with the agent (and the task of a remember
+ *    with source_task_id).  The builtin embedder is free and unmetered.
  *
  * Ranking (docs/memory.md): score = 0.60·similarity + 0.20·importance
  *   + 0.15·recency + 0.05·access, similarity = cosine clamped to [0,1],
@@ -41,6 +46,8 @@
 #include "store/db.h"
 
 struct ap_upstream;
+struct ap_usage_writer;
+struct ap_llm_cache;
 typedef struct ap_mem ap_mem_t;
 
 #define AP_MEM_W_SIMILARITY 0.60
@@ -63,6 +70,8 @@ extern const ap_jfield_t ap_mem_hot_push_fields[];
 typedef struct {
     ap_db_t *db;
     struct ap_upstream *upstream; /* provider embeddings; NULL: builtin only */
+    struct ap_usage_writer *usage; /* provider embeddings are recorded here; NULL: not metered */
+    struct ap_llm_cache *cache;    /* budget totals for the budget check; NULL: the database */
     ap_mem_hot_t *hot;            /* taken over; NULL: the in-process backend */
     bool no_worker;               /* tests: re-embed jobs run only via ap_mem_run_jobs */
 } ap_mem_opts_t;
