@@ -562,7 +562,9 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
     float **vecs;
     int dim;
     const char *sig;
-    if ((rc = embed(m, a, tenant, &c, actor, task, &content, 1, &vecs, &dim, &sig, err))) return rc;
+    const char *meter_task = task && ap_uuid_valid(task) ? task : NULL; /* a task's id, or none */
+    if ((rc = embed(m, a, tenant, &c, actor, meter_task, &content, 1, &vecs, &dim, &sig, err)))
+        return rc;
     char model[256];
     snprintf(model, sizeof model, "%s", sig);
     char *at = strrchr(model, '@');
