@@ -306,7 +306,8 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_db_close(db);
         return 1;
     }
-    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
+    const char *hm = getenv("AP_MEMORY_HNSW_MIN"); /* docs/memory.md */
+    ap_mem_opts_t mo = {.db = db, .upstream = app.upstream, .hnsw_min = hm ? atoi(hm) : 0};
     ap_mem_new(&mo, &app.memory, &err);
     ap_server_opts_t so = {.host = host, .port = port, .threads = threads};
     ap_server_t *srv = NULL;
