@@ -5,7 +5,9 @@
 const [url, tenant, agent, key, nStr] = process.argv.slice(2);
 const N = Number(nStr);
 let seed = 42;
-const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+// Math.imul: seed * 1103515245 in doubles loses its low bits, and the
+// generator then repeats after ~16k draws (100k memories were 834 texts).
+const rnd = () => { seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
 const syll = ['ka', 'lo', 'mi', 'ne', 'su', 'ta', 'ri', 'po', 've', 'do', 'gu', 'ha', 'zi', 'be', 'fo'];
 const vocab = Array.from({ length: 3000 }, () => {
   let w = '';

@@ -417,8 +417,9 @@ int ap_cmd_serve(int argc, char **argv) {
     call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
                                    .breaker = app.breaker, .master_key = master_key,
                                    .cache = app.llm_cache};
+    const char *hm = getenv("AP_MEMORY_HNSW_MIN"); /* docs/memory.md */
     ap_mem_opts_t mo = {.db = db, .upstream = app.upstream, .usage = app.usage,
-                        .cache = app.llm_cache};
+                        .cache = app.llm_cache, .hnsw_min = hm ? atoi(hm) : 0};
     ap_mem_new(&mo, &app.memory, &err);
     /* agents' memory and MCP tools (orch/tools_ext.h) */
     static ap_orch_ext_t task_ext;

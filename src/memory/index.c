@@ -15,7 +15,7 @@
  *    with the float vectors.  The quantisation error of a cosine is about
  *    0.005, far inside the over-fetch, so the result is the exact one in
  *    practice.
- * 5. A partition of AP_MEM_HNSW_MIN live entries or more also gets an HNSW
+ * 5. A partition of hnsw_min live entries or more also gets an HNSW
  *    graph (src/vec), built in the background by ap_mem_index_build: the
  *    entries are copied under the lock, the graph is built without it,
  *    and the changes made meanwhile (a log kept while `building`) are
@@ -458,8 +458,10 @@ int ap_mem_index_search_bounded(ap_mem_index_t *ix, const char *key, const float
         graph_filter_t gf = {p, filter, ud};
         ap_vec_hit_t *vh = ap_malloc(sizeof *vh * (size_t)r);
         size_t nh = 0;
-        ap_vec_query_opts_t qo = {.ef = (uint32_t)(r > 64 ? r : 64), .filter = graph_filter,
-                                  .filter_arg = &gf};
+        /* a wide beam: a search that ends with fewer than r accepted items
+         * is repeated exactly by src/vec, which costs more than our scan */
+        ap_vec_query_opts_t qo = {.ef = (uint32_t)(4 * r > 200 ? 4 * r : 200),
+                                  .filter = graph_filter, .filter_arg = &gf};
         if (ap_vec_search(p->hnsw, query, (size_t)r, &qo, vh, &nh, NULL)) nh = 0;
         cand_t *best = ap_malloc(sizeof *best * (size_t)k);
         for (size_t i = 0; i < nh; i++) {

@@ -27,7 +27,8 @@
 #include "core/err.h"
 #include "core/id.h"
 
-/* Live entries from which a partition also gets an HNSW graph (src/vec). */
+/* Live entries from which a partition also gets an HNSW graph (src/vec),
+ * unless ap_mem_index_set_hnsw_min says otherwise. */
 #define AP_MEM_HNSW_MIN 20000
 
 typedef struct {

@@ -22,6 +22,7 @@
 #include "memory/memory.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -127,6 +128,7 @@ ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err) {
     m->cache = o->cache;
     m->hot = o->hot ? o->hot : ap_mem_hot_local_new(0, 0, NULL);
     m->ix = ap_mem_index_new();
+    ap_mem_index_set_hnsw_min(m->ix, o->hnsw_min > 0 ? o->hnsw_min : INT_MAX);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     if (!o->no_worker) {

@@ -74,6 +74,8 @@ typedef struct {
     struct ap_llm_cache *cache;    /* budget totals for the budget check; NULL: the database */
     ap_mem_hot_t *hot;            /* taken over; NULL: the in-process backend */
     bool no_worker;               /* tests: re-embed jobs run only via ap_mem_run_jobs */
+    int hnsw_min;                 /* partitions of this many memories get an HNSW graph;
+                                     0: never (the int8 scan only; see docs/memory.md) */
 } ap_mem_opts_t;
 
 ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err);

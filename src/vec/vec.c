@@ -426,9 +426,15 @@ static int cmp_cand(const void *x, const void *y) {
     return a->d < b->d ? -1 : a->d > b->d ? 1 : (a->id > b->id) - (a->id < b->id);
 }
 
+/* Two vectors this close count as copies of each other. */
+#define VEC_DUP_DIST 1e-6f
+
 /* The heuristic of algorithm 4: keeps a candidate (closest first) only if
- * it is closer to the base than to every neighbour already kept.  c is
- * sorted in place; returns how many are kept at the front. */
+ * it is closer to the base than to every neighbour already kept, and is
+ * not a copy of one (the paper's strict "closer" keeps every copy: with
+ * many copies of a vector a node's list held only its copies, and each
+ * group of copies became an island no search could leave).  c is sorted
+ * in place; returns how many are kept at the front. */
 static size_t select_neighbors(const ap_vec_t *ix, cand_t *c, size_t n, size_t m) {
     qsort(c, n, sizeof *c, cmp_cand);
     if (n <= m) return n;
@@ -436,11 +442,13 @@ static size_t select_neighbors(const ap_vec_t *ix, cand_t *c, size_t n, size_t m
     for (size_t i = 0; i < n && kept < m; i++) {
         bool good = true;
         const float *ci = ix->d.vecs + (size_t)c[i].id * ix->p.dim;
-        for (size_t j = 0; j < kept; j++)
-            if (dist(ix, ci, c[j].id) < c[i].d) {
+        for (size_t j = 0; j < kept; j++) {
+            float dj = dist(ix, ci, c[j].id);
+            if (dj < c[i].d || dj <= VEC_DUP_DIST) {
                 good = false;
                 break;
             }
+        }
         if (good) c[kept++] = c[i];
     }
     return kept;

@@ -9,6 +9,7 @@
 
 #include <math.h>
 
+#include "llm/embed.h"
 #include "memory/graph.h"
 #include "memory/hot.h"
 #include "memory/index.h"
@@ -314,6 +315,71 @@ static void test_index_graph_partition(void **state) {
     assert_int_equal(ap_mem_index_search(ix, "g", qvecs[11], QD, 1, NULL, NULL, NULL, hits), 1);
     assert_string_equal(hits[0].id, "fresh");
     ap_mem_index_free(ix);
+}
+
+/* Builtin-embedded memories with many repeats (bench/memory once loaded
+ * 100k memories that were ~120 copies of each of 834 texts): the graph
+ * used to fall apart into islands of copies, a search found fewer
+ * candidates than asked and src/vec repeated it exactly (the filter then
+ * saw every entry).  The graph search must give the full k from the
+ * graph, with the best similarity the scan finds. */
+#define DN 3000
+#define DTEXTS 60
+static float (*dvecs)[QD];
+static ap_rc load_dups(void *ud, ap_mem_part_t *p, ap_err_t *err) {
+    (void)ud;
+    (void)err;
+    for (int i = 0; i < DN; i++) {
+        ap_mem_meta_t m = {.importance = (float)(i % 10) / 10};
+        snprintf(m.id, sizeof m.id, "0190c0de-0000-7000-8000-%012d", i);
+        ap_mem_part_add(p, &m, dvecs[i % DTEXTS], QD);
+    }
+    return AP_OK;
+}
+static long dup_calls;
+static bool count_filter(const ap_mem_meta_t *m, void *ud) {
+    (void)m, (void)ud;
+    dup_calls++;
+    return true;
+}
+
+static void test_index_graph_with_repeats(void **state) {
+    (void)state;
+    static const char *const syl[] = {"ka", "lo", "mi", "ne", "su", "ta", "ri", "po"};
+    dvecs = calloc(DTEXTS, sizeof *dvecs);
+    uint32_t x = 99;
+    for (int t = 0; t < DTEXTS; t++) {
+        char text[256] = "";
+        for (int w = 0; w < 8; w++) {
+            for (int s = 0; s < 3; s++) {
+                x = x * 1664525u + 1013904223u;
+                strcat(text, syl[(x >> 24) % 8]);
+            }
+            strcat(text, " ");
+        }
+        ap_embed_hash(text, strlen(text), dvecs[t], QD);
+    }
+    ap_mem_index_t *scan = ap_mem_index_new(), *ix = ap_mem_index_new();
+    ap_mem_index_set_hnsw_min(ix, 1000);
+    ap_err_t err = {0};
+    assert_int_equal(ap_mem_index_ensure(scan, "d", load_dups, NULL, &err), AP_OK);
+    assert_int_equal(ap_mem_index_ensure(ix, "d", load_dups, NULL, &err), AP_OK);
+    assert_int_equal(ap_mem_index_build(ix), 1);
+    for (int q = 0; q < 20; q++) {
+        float query[QD];
+        ap_embed_hash("kalomi nesuta ripo", 18, query, QD);
+        for (int d = 0; d < QD; d++) query[d] += 0.05f * dvecs[q][d];
+        ap_mem_hit_t hs[10], hg[10];
+        assert_int_equal(ap_mem_index_search(scan, "d", query, QD, 10, NULL, NULL, NULL, hs), 10);
+        dup_calls = 0;
+        assert_int_equal(ap_mem_index_search(ix, "d", query, QD, 10, count_filter, NULL, NULL, hg),
+                         10);
+        assert_true(dup_calls < DN); /* no exact repeat */
+        assert_true(fabs(hg[0].similarity - hs[0].similarity) < 1e-4);
+    }
+    ap_mem_index_free(scan);
+    ap_mem_index_free(ix);
+    free(dvecs);
 }
 
 /* ---------- semantic tier ---------- */
@@ -827,6 +893,7 @@ int main(void) {
         cmocka_unit_test(test_index_exact_search),
         cmocka_unit_test(test_index_quantised_scan_is_exact),
         cmocka_unit_test(test_index_graph_partition),
+        cmocka_unit_test(test_index_graph_with_repeats),
         cmocka_unit_test(test_config_check_and_subject),
         cmocka_unit_test(test_isolation_matrix),
         cmocka_unit_test(test_forget_removes_from_index),
