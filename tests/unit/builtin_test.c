@@ -190,8 +190,12 @@ static void test_delegation_results_combine(void **state) {
         {.role = AP_LLM_TOOL, .tool_call_id = "call_2", .content = "Brief drafted."},
     };
     ap_llm_tool_t tools[] = {{"delegate_to_agent"}, {"complete_task"}};
-    const char *want = "Research the EV battery market: EV battery demand grew 40% in 2024.\n\n"
-                       "Write a one-page brief: Brief drafted.";
+    /* a brief: the objective as title, one section per part naming its agent */
+    const char *want = "# Research the EV battery market and write a one-page brief\n\n"
+                       "## Research the EV battery market (Researcher)\n"
+                       "EV battery demand grew 40% in 2024.\n\n"
+                       "## Write a one-page brief (Writer)\n"
+                       "Brief drafted.";
 
     ap_llm_req_t req = request(msgs, NMSGS(msgs), tools, 2);
     ap_llm_resp_t r = complete(a, &req);
@@ -214,8 +218,11 @@ static void test_delegation_results_combine(void **state) {
     msgs[4].is_error = true;
     msgs[4].content = "{\"error\":\"agent a2 is paused\"}";
     r = complete(a, &req);
-    assert_string_equal(r.content, "Research the EV battery market: EV battery demand grew 40% in "
-                                   "2024.\n\nWrite a one-page brief: (failed: agent a2 is paused)");
+    assert_string_equal(r.content, "# Research the EV battery market and write a one-page brief\n\n"
+                                   "## Research the EV battery market (Researcher)\n"
+                                   "EV battery demand grew 40% in 2024.\n\n"
+                                   "## Write a one-page brief (Writer)\n"
+                                   "(failed: agent a2 is paused)");
     calls[1].id = "other";
     r = complete(a, &req);
     assert_string_equal(r.content, "EV battery demand grew 40% in 2024.\n\n"
