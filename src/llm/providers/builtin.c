@@ -12,7 +12,10 @@
  *    answer, or, when nothing is relevant and colleagues are listed, a
  *    query_agent call to the best-matching one.  Because a turn that
  *    ends in tool results always produces a final answer, the heuristic
- *    cannot loop on its own tool calls.
+ *    cannot loop on its own tool calls.  Several delegation results are
+ *    composed into a brief (a section per part, naming its agent, no
+ *    sentence twice); a delegated part that finds nothing by its own terms
+ *    is answered from the rest of its "Part of:" objective.
  * 2. Matching is by terms: lower-cased words minus stopwords, through a
  *    light suffix-stripping stemmer so that "write", "writing" and
  *    "writer" meet.  Term sets are small arrays (a question has few terms),
