@@ -81,7 +81,7 @@ static bool feed(ap_sse_hub_t *h, stream_t *s) {
         size_t i;
         json_t *ev;
         json_array_foreach(evs, i, ev) {
-            char *d = json_dumps(ev, JSON_COMPACT);
+            char *d = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(15));
             ap_buf_printf(&b, "id: %lld\nevent: %s\ndata: %s\n\n",
                           (long long)json_integer_value(json_object_get(ev, "seq")),
                           json_string_value(json_object_get(ev, "type")), d ? d : "{}");

@@ -130,7 +130,7 @@ static void table(json_t *rows, const char *const *cols) {
 void ap_client_print(json_t *v, const char *const *columns, bool as_json) {
     if (!v) return;
     if (as_json) {
-        char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
         printf("%s\n", s);
         free(s);
         return;

@@ -5,7 +5,8 @@
  *
  * 1. Tenant "Demo" (slug demo), group "Research team", a Manager
  *    (planning, coordination) supervising a Researcher (research, sources)
- *    and an Analyst (analysis, numbers) who collaborate; every agent
+ *    and an Analyst (analysis, numbers, writing) who collaborate; the
+ *    group's shared_context carries a small sample knowledge base; every agent
  *    validated and deployed, on the tenant default model (no LLM
  *    configuration: the built-in offline model).
  * 2. Everything goes through the same service calls as the API, in one
@@ -32,16 +33,34 @@
 #include "orch/relationship.h"
 #include "tenant/tenant.h"
 
+/* The demo's sample knowledge base (docs/agents.md "demo team"): a few
+ * illustrative figures, labelled as sample data, so that the first task
+ * ("Research the EV battery market and write a one-page brief") has
+ * something to draw on with the built-in model.  Not real market data. */
+static const char *const sample_kb[] = {
+    "The global EV battery market was worth about 120 billion USD in 2024, up from about 90 "
+    "billion USD in 2023 (sample data).",
+    "LFP cells held about 40% of the EV battery market in 2024, and NMC cells most of the rest "
+    "(sample data).",
+    "The three largest EV battery makers supplied about two thirds of the market in 2024 "
+    "(sample data).",
+    "EV battery pack prices fell about 20% in 2024, to roughly 115 USD per kWh "
+    "(sample data).",
+    "Demand for EV batteries is expected to grow about 25% a year to 2030, driven by cheaper "
+    "packs and new models (sample data).",
+    "Sodium-ion and solid-state cells are the new battery chemistries to watch (sample data).",
+};
+
 static const ap_actor_t seed_actor = {.type = "system", .id = "demo-seed", .role = "platform_admin"};
 
 /* Creates an agent, validated and deployed; copies its id. */
 static ap_rc agent(ap_tx_t *tx, const char *tid, const char *name, const char *role,
-                   const char *desc, const char *cap1, const char *cap2, const char *tools,
-                   char *id, ap_err_t *err) {
-    json_t *in = json_pack("{s:s,s:s,s:s,s:[s,s],s:o,s:{s:s,s:[s]}}", "name", name, "role", role,
-                           "description", desc, "capabilities", cap1, cap2, "tools",
-                           json_loads(tools, 0, NULL), "memory_config", "embedder", "builtin",
-                           "share_with", "group");
+                   const char *desc, const char *caps, const char *tools, char *id,
+                   ap_err_t *err) {
+    json_t *in = json_pack("{s:s,s:s,s:s,s:o,s:o,s:{s:s,s:[s]}}", "name", name, "role", role,
+                           "description", desc, "capabilities", json_loads(caps, 0, NULL),
+                           "tools", json_loads(tools, 0, NULL), "memory_config", "embedder",
+                           "builtin", "share_with", "group");
     json_t *out = NULL;
     ap_rc rc = ap_orch_agent_create(tx, tid, &seed_actor, in, &out, err);
     json_decref(in);
@@ -113,26 +132,30 @@ ap_rc ap_cmd_demo_seed(ap_db_t *db, const char *data_dir, bool *created, char *p
         rc = agent(tx, tid, "Manager", "Manager",
                    "Plans the work: splits an objective and hands the parts to the specialists "
                    "whose capabilities fit, then combines their answers.",
-                   "planning", "coordination",
+                   "[\"planning\",\"coordination\"]",
                    "[\"delegate_to_agent\",\"query_agent\",\"complete_task\",\"request_approval\","
                    "\"remember\",\"recall\",\"query_knowledge\"]",
                    mgr, err);
     if (!rc)
         rc = agent(tx, tid, "Researcher", "Researcher",
-                   "Finds and summarises sources on a question.", "research", "sources",
+                   "Finds and summarises sources on a question.", "[\"research\",\"sources\"]",
                    worker_tools, res, err);
     if (!rc)
         rc = agent(tx, tid, "Analyst", "Analyst",
-                   "Works with figures: compares, computes and explains numbers.", "analysis",
-                   "numbers", worker_tools, ana, err);
+                   "Works with figures: compares, computes and explains numbers, and writes "
+                   "them up as briefs.",
+                   "[\"analysis\",\"numbers\",\"writing\"]", worker_tools, ana, err);
     if (!rc) {
+        json_t *kb = json_array();
+        for (size_t i = 0; i < sizeof sample_kb / sizeof *sample_kb; i++)
+            json_array_append_new(kb, json_string(sample_kb[i]));
         json_t *gin = json_pack(
-            "{s:s,s:s,s:s,s:{s:s},s:{s:s},s:{s:f,s:b,s:i},s:[s,s,s]}", "name", "Research team",
-            "description", "The demo team: a manager and two specialists.", "goal",
-            "Answer questions with researched sources and checked numbers.", "strategy", "mode",
-            "manager_delegates", "shared_context", "audience", "a curious reader",
-            "escalation_rules", "min_confidence", 0.6, "on_failure", 1, "max_attempts", 2,
-            "members", mgr, res, ana);
+            "{s:s,s:s,s:s,s:{s:s},s:{s:s,s:o},s:{s:f,s:b,s:i},s:[s,s,s]}", "name",
+            "Research team", "description", "The demo team: a manager and two specialists.",
+            "goal", "Answer questions with researched sources and checked numbers.", "strategy",
+            "mode", "manager_delegates", "shared_context", "audience", "a curious reader",
+            "sample_knowledge", kb, "escalation_rules", "min_confidence", 0.6, "on_failure", 1,
+            "max_attempts", 2, "members", mgr, res, ana);
         rc = ap_orch_group_create(tx, tid, &seed_actor, gin, &g, err);
         json_decref(gin);
         if (!rc) snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(g, "id")));

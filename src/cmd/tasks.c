@@ -72,7 +72,7 @@ static void on_event(void *ud, const char *id, const char *type, const char *dat
     } else if (strcmp(type, "tool.call") == 0) {
         json_t *in = json_object_get(d, "arguments");
         json_t *inner = json_object_get(in, "arguments");
-        char *args = json_dumps(inner ? inner : in, JSON_COMPACT);
+        char *args = json_dumps(inner ? inner : in, JSON_COMPACT | JSON_REAL_PRECISION(15));
         printf("[%s] task …%s %-12s calls %s %s\n", id, tshort, agent,
                json_string_value(json_object_get(d, "name")), args ? args : "");
         free(args);

@@ -31,7 +31,8 @@ ap_rc ap_event_append(ap_tx_t *tx, const char *tenant_id, const char *type, cons
     int64_t s = ap_rows_int(&rows, 0, "seq", 0);
     char now[AP_TIME_LEN];
     ap_time_format(ap_now_ms(), now);
-    char *d = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    /* 15 digits: a confidence 0.1 reads 0.1, not 0.10000000000000001 */
+    char *d = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     ap_val_t q[] = {AP_VTEXT(tenant_id), AP_VINT(s),          AP_VTEXT(type),
                     AP_VTEXT(task_id),   AP_VTEXT(agent_id),  AP_VTEXT(group_id),
                     AP_VTEXT(d ? d : "{}"), AP_VTEXT(now)};

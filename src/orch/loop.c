@@ -305,15 +305,37 @@ static ap_rc build_context(run_t *r, json_t **out, ap_err_t *err) {
     }
     ap_buf_printf(&u, "Objective: %s\n", col(r, "objective"));
     const char *ctx = col(r, "context");
-    if (ctx && strcmp(ctx, "{}") != 0) {
+    json_t *cj = ctx ? json_loads(ctx, 0, NULL) : NULL;
+    /* a delegated part says what it is part of (docs/builtin-model.md) */
+    const char *whole = ap_json_str(json_object_get(cj, "_delegation"), "parent_objective");
+    if (whole && *whole && strcmp(whole, col(r, "objective")) != 0)
+        ap_buf_printf(&u, "\nPart of: %s\n", whole);
+    /* an escalation is said in its own section, not mixed with knowledge:
+     * the name of the agent who escalated is not an answer */
+    const char *from = ap_json_str(cj, "escalated_from");
+    if (from) {
+        ap_buf_printf(&s, "# Escalation\nEscalated by %s", from);
+        const char *why = ap_json_str(cj, "escalation_reason");
+        if (why) ap_buf_printf(&s, " (%s)", why);
+        ap_buf_puts(&s, ".\n");
+        const char *prev = ap_json_str(cj, "previous_answer");
+        if (prev) ap_buf_printf(&s, "Their answer was: %s\n", prev);
+        json_object_del(cj, "escalated_from");
+        json_object_del(cj, "escalation_reason");
+        json_object_del(cj, "previous_answer");
+    }
+    char *rest = json_is_object(cj) && json_object_size(cj) ? json_dumps(cj, JSON_COMPACT) : NULL;
+    json_decref(cj);
+    if (rest) {
         ap_buf_t cb;
         ap_buf_init(&cb, 0);
-        lines_of(&cb, ctx);
+        lines_of(&cb, rest);
         if (cb.len) {
             ap_buf_puts(&u, "\n");
             ap_buf_append(&u, cb.p, cb.len);
         }
         ap_buf_free(&cb);
+        free(rest);
     }
     char *sys = ap_buf_steal(&s), *usr = ap_buf_steal(&u);
     *out = json_pack("{s:s,s:s,s:s,s:i}", "system", sys ? sys : "", "user", usr ? usr : "",

@@ -5,15 +5,18 @@
  * FUZZ_SOURCES: src/llm/providers/builtin.c src/llm/embed.c src/llm/types.c src/core/arena.c src/core/alloc.c src/core/buf.c src/core/crypto.c src/core/time.c src/core/err.c
  *
  * 1. The input is split at NUL bytes into: system text, user text, and
- *    optionally a tool call's name, its arguments and its result (then the
- *    conversation ends with that tool result).  The tools of an agent step
+ *    optionally a tool call's name, its arguments and its result, and a
+ *    second result, of a delegate_to_agent call with the same arguments
+ *    (then the conversation ends with those tool results: the composed
+ *    answer, "Part of:" lines and repeated sentences included).  The tools of an agent step
  *    are offered: delegate_to_agent, query_agent, request_approval,
  *    remember, complete_task.
  * 2. Whatever the text: AP_OK; every tool call names an offered tool and
  *    carries a JSON object as arguments; delegate_to_agent and query_agent
  *    calls name an id from a listing line (invalid UTF-8 aside, which
  *    becomes '?'); the usage is not negative; the
- *    same request gives the same response (determinism).
+ *    same request gives the same response (determinism); after tool
+ *    results the turn is a final answer (complete_task, no new call).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,24 +45,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         inited = 1;
     }
     const uint8_t *p = data, *end = data + size;
-    char *own[5] = {0};
+    char *own[6] = {0};
     const char *sys = part(&p, end, &own[0]);
     const char *usr = part(&p, end, &own[1]);
     bool with_result = p < end;
     const char *tname = with_result ? part(&p, end, &own[2]) : NULL;
     const char *targs = with_result ? part(&p, end, &own[3]) : NULL;
     const char *tres = with_result ? part(&p, end, &own[4]) : NULL;
-    ap_llm_tool_call_t call = {"call_f1", tname, targs};
-    ap_llm_msg_t msgs[4] = {{.role = AP_LLM_SYSTEM, .content = sys},
-                            {.role = AP_LLM_USER, .content = usr},
-                            {.role = AP_LLM_ASSISTANT, .tool_calls = &call, .ntool_calls = 1},
-                            {.role = AP_LLM_TOOL, .tool_call_id = "call_f1", .content = tres}};
+    bool second = with_result && p < end;
+    const char *tres2 = second ? part(&p, end, &own[5]) : NULL;
+    ap_llm_tool_call_t calls[2] = {{"call_f1", tname, targs},
+                                   {"call_f2", "delegate_to_agent", targs}};
+    ap_llm_msg_t msgs[5] = {
+        {.role = AP_LLM_SYSTEM, .content = sys},
+        {.role = AP_LLM_USER, .content = usr},
+        {.role = AP_LLM_ASSISTANT, .tool_calls = calls, .ntool_calls = second ? 2 : 1},
+        {.role = AP_LLM_TOOL, .tool_call_id = "call_f1", .content = tres},
+        {.role = AP_LLM_TOOL, .tool_call_id = "call_f2", .content = tres2}};
     static const char *const names[] = {"delegate_to_agent", "query_agent", "request_approval",
                                         "remember", "complete_task"};
     ap_llm_tool_t tools[5];
     for (int i = 0; i < 5; i++) tools[i] = (ap_llm_tool_t){.name = names[i]};
     ap_llm_req_t req = {.model = "builtin/agentprov-mini", .msgs = msgs,
-                        .nmsgs = with_result ? 4 : 2, .tools = tools, .ntools = 5};
+                        .nmsgs = second ? 5 : with_result ? 4 : 2, .tools = tools, .ntools = 5};
     ap_arena_t *a = ap_arena_new(4096), *b = ap_arena_new(4096);
     ap_llm_resp_t r1, r2;
     ap_err_t err = {0};
@@ -74,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         bool known = false;
         for (int k = 0; k < 5; k++) known |= strcmp(tc->name, names[k]) == 0;
         if (!known || strcmp(tc->arguments, r2.tool_calls[i].arguments) != 0) abort();
+        if (with_result && (r1.ntool_calls != 1 || strcmp(tc->name, "complete_task") != 0))
+            abort();
         json_t *args = json_loads(tc->arguments, 0, NULL);
         if (!json_is_object(args)) abort();
         if (!strcmp(tc->name, "delegate_to_agent") || !strcmp(tc->name, "query_agent")) {
@@ -86,6 +96,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     ap_arena_free(a);
     ap_arena_free(b);
-    for (int i = 0; i < 5; i++) free(own[i]);
+    for (int i = 0; i < 6; i++) free(own[i]);
     return 0;
 }

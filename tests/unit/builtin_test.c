@@ -190,8 +190,12 @@ static void test_delegation_results_combine(void **state) {
         {.role = AP_LLM_TOOL, .tool_call_id = "call_2", .content = "Brief drafted."},
     };
     ap_llm_tool_t tools[] = {{"delegate_to_agent"}, {"complete_task"}};
-    const char *want = "Research the EV battery market: EV battery demand grew 40% in 2024.\n\n"
-                       "Write a one-page brief: Brief drafted.";
+    /* a brief: the objective as title, one section per part naming its agent */
+    const char *want = "# Research the EV battery market and write a one-page brief\n\n"
+                       "## Research the EV battery market (Researcher)\n"
+                       "EV battery demand grew 40% in 2024.\n\n"
+                       "## Write a one-page brief (Writer)\n"
+                       "Brief drafted.";
 
     ap_llm_req_t req = request(msgs, NMSGS(msgs), tools, 2);
     ap_llm_resp_t r = complete(a, &req);
@@ -214,12 +218,131 @@ static void test_delegation_results_combine(void **state) {
     msgs[4].is_error = true;
     msgs[4].content = "{\"error\":\"agent a2 is paused\"}";
     r = complete(a, &req);
-    assert_string_equal(r.content, "Research the EV battery market: EV battery demand grew 40% in "
-                                   "2024.\n\nWrite a one-page brief: (failed: agent a2 is paused)");
+    assert_string_equal(r.content, "# Research the EV battery market and write a one-page brief\n\n"
+                                   "## Research the EV battery market (Researcher)\n"
+                                   "EV battery demand grew 40% in 2024.\n\n"
+                                   "## Write a one-page brief (Writer)\n"
+                                   "(failed: agent a2 is paused)");
     calls[1].id = "other";
     r = complete(a, &req);
     assert_string_equal(r.content, "EV battery demand grew 40% in 2024.\n\n"
                                    "The tools returned: (failed) agent a2 is paused.");
+    ap_arena_free(a);
+}
+
+/* The demo team's split: "research …" to the Researcher, "write a one-page
+ * brief" to the Analyst (capabilities analysis, numbers, writing), in one
+ * turn, the same calls every time; one subordinate gets it all. */
+static void test_demo_split_is_deterministic(void **state) {
+    (void)state;
+    ap_arena_t *a = ap_arena_new(4096);
+    const char *sys = "You are Manager, Manager.\n"
+                      "# Agents you can delegate to\n"
+                      "- agent r1 \"Researcher\" (Researcher): capabilities: research, sources\n"
+                      "- agent n1 \"Analyst\" (Analyst): capabilities: analysis, numbers, writing\n";
+    ap_llm_msg_t msgs[] = {
+        {.role = AP_LLM_SYSTEM, .content = sys},
+        {.role = AP_LLM_USER,
+         .content = "Objective: Research the EV battery market and write a one-page brief\n"},
+    };
+    ap_llm_tool_t tools[] = {{"delegate_to_agent"}, {"complete_task"}};
+    ap_llm_req_t req = request(msgs, NMSGS(msgs), tools, 2);
+    ap_llm_resp_t r = complete(a, &req), again = complete(a, &req);
+    assert_same(&r, &again);
+    assert_int_equal(r.ntool_calls, 2);
+    assert_string_equal(r.tool_calls[0].arguments,
+                        "{\"agent_id\":\"r1\",\"objective\":\"Research the EV battery market\"}");
+    assert_string_equal(r.tool_calls[1].arguments,
+                        "{\"agent_id\":\"n1\",\"objective\":\"Write a one-page brief\"}");
+    /* a team of one: the whole objective goes to it */
+    msgs[0].content = "# Agents\n- agent r1 \"Researcher\" (Researcher): capabilities: research\n";
+    r = complete(a, &req);
+    assert_int_equal(r.ntool_calls, 1);
+    assert_string_equal(r.tool_calls[0].arguments,
+                        "{\"agent_id\":\"r1\",\"objective\":\"Research the EV battery market and "
+                        "write a one-page brief\"}");
+    ap_arena_free(a);
+}
+
+/* A part whose own terms find nothing ("Write a one-page brief") is
+ * answered from the terms of the whole objective on its "Part of:" line;
+ * a composition objective keeps up to 5 sentences; the "Part of:" line is
+ * not knowledge. */
+static void test_part_answers_from_whole_objective(void **state) {
+    (void)state;
+    ap_arena_t *a = ap_arena_new(4096);
+    const char *sys = "You are Analyst, Analyst.\n"
+                      "# Shared context\n"
+                      "- The EV battery market was worth 120 billion USD in 2024.\n"
+                      "- LFP cells held 40% of the EV battery market.\n"
+                      "- EV battery pack prices fell 20% in 2024.\n"
+                      "- Demand for EV batteries grows 25% a year.\n"
+                      "- The office cat is called Pixel.\n";
+    ap_llm_msg_t msgs[] = {
+        {.role = AP_LLM_SYSTEM, .content = sys},
+        {.role = AP_LLM_USER,
+         .content = "Objective: Write a one-page brief\n\n"
+                    "Part of: Research the EV battery market and write a one-page brief\n"},
+    };
+    ap_llm_tool_t tools[] = {{"complete_task"}};
+    ap_llm_req_t req = request(msgs, NMSGS(msgs), tools, 1);
+    ap_llm_resp_t r = complete(a, &req);
+    assert_int_equal(r.ntool_calls, 1);
+    json_t *x = args_of(&r.tool_calls[0]);
+    assert_string_equal(arg(x, "output"),
+                        "The EV battery market was worth 120 billion USD in 2024. LFP cells held "
+                        "40% of the EV battery market. EV battery pack prices fell 20% in 2024. "
+                        "Demand for EV batteries grows 25% a year.");
+    /* terms research, ev, battery, market: 3 of 4 covered */
+    assert_true(fabs(json_number_value(json_object_get(x, "confidence")) - 0.75) < 1e-9);
+    json_decref(x);
+    /* nothing on the subject either: "I have no information" about the part */
+    msgs[0].content = "You are Analyst.\n# Shared context\n- The office cat is called Pixel.\n";
+    r = complete(a, &req);
+    x = args_of(&r.tool_calls[0]);
+    assert_string_equal(arg(x, "output"), "I have no information about a one-page brief.");
+    assert_true(fabs(json_number_value(json_object_get(x, "confidence")) - 0.1) < 1e-9);
+    json_decref(x);
+    ap_arena_free(a);
+}
+
+/* Composition: a later section leaves out what an earlier one said; a
+ * section with nothing new reads "(as above)"; a failed part counts 0 in
+ * the mean confidence. */
+static void test_composition_sections(void **state) {
+    (void)state;
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_llm_tool_call_t calls[] = {
+        {"c1", "delegate_to_agent", "{\"agent_id\":\"a1\",\"objective\":\"Research X\"}"},
+        {"c2", "delegate_to_agent", "{\"agent_id\":\"a2\",\"objective\":\"Write a brief\"}"},
+    };
+    ap_llm_msg_t msgs[] = {
+        {.role = AP_LLM_SYSTEM, .content = manager_system},
+        {.role = AP_LLM_USER, .content = "Objective: Research X and write a brief.\n"},
+        {.role = AP_LLM_ASSISTANT, .tool_calls = calls, .ntool_calls = 2},
+        {.role = AP_LLM_TOOL, .tool_call_id = "c1",
+         .content = "{\"output\":\"X is big. X grows.\",\"confidence\":0.8}"},
+        {.role = AP_LLM_TOOL, .tool_call_id = "c2",
+         .content = "{\"output\":\"X is big. X is cheap.\",\"confidence\":0.6}"},
+    };
+    ap_llm_req_t req = request(msgs, NMSGS(msgs), NULL, 0);
+    ap_llm_resp_t r = complete(a, &req);
+    assert_string_equal(r.content, "# Research X and write a brief\n\n"
+                                   "## Research X (Researcher)\nX is big. X grows.\n\n"
+                                   "## Write a brief (Writer)\nX is cheap.");
+    msgs[4].content = "{\"output\":\"X grows.\",\"confidence\":0.6}";
+    r = complete(a, &req);
+    assert_non_null(strstr(r.content, "## Write a brief (Writer)\n(as above)"));
+    /* confidence: the mean, a failed part counting 0 */
+    ap_llm_tool_t tools[] = {{"complete_task"}};
+    req = request(msgs, NMSGS(msgs), tools, 1);
+    msgs[4].content = "{\"error\":\"agent a2 is paused\"}";
+    msgs[4].is_error = true;
+    r = complete(a, &req);
+    json_t *x = args_of(&r.tool_calls[0]);
+    assert_true(fabs(json_number_value(json_object_get(x, "confidence")) - 0.4) < 1e-9);
+    assert_non_null(strstr(arg(x, "output"), "(failed: agent a2 is paused)"));
+    json_decref(x);
     ap_arena_free(a);
 }
 
@@ -852,6 +975,9 @@ int main(void) {
         cmocka_unit_test(test_delegation_parts_and_ties),
         cmocka_unit_test(test_delegation_no_match_answers_itself),
         cmocka_unit_test(test_delegation_results_combine),
+        cmocka_unit_test(test_demo_split_is_deterministic),
+        cmocka_unit_test(test_part_answers_from_whole_objective),
+        cmocka_unit_test(test_composition_sections),
         cmocka_unit_test(test_other_tool_result_answers),
         cmocka_unit_test(test_consults_a_colleague_when_nothing_is_known),
         cmocka_unit_test(test_asks_for_approval_first),

@@ -12,7 +12,10 @@
  *    answer, or, when nothing is relevant and colleagues are listed, a
  *    query_agent call to the best-matching one.  Because a turn that
  *    ends in tool results always produces a final answer, the heuristic
- *    cannot loop on its own tool calls.
+ *    cannot loop on its own tool calls.  Several delegation results are
+ *    composed into a brief (a section per part, naming its agent, no
+ *    sentence twice); a delegated part that finds nothing by its own terms
+ *    is answered from the rest of its "Part of:" objective.
  * 2. Matching is by terms: lower-cased words minus stopwords, through a
  *    light suffix-stripping stemmer so that "write", "writing" and
  *    "writer" meet.  Term sets are small arrays (a question has few terms),
@@ -1174,6 +1177,33 @@ typedef struct {
     int n, cap;
 } cands_t;
 
+/* "Part of: <the whole objective>": the line the task runner adds to a
+ * delegated part.  It says what the part belongs to; it is not knowledge. */
+static bool is_part_of(span_t line) {
+    return istarts(strip_bullet(line), "part of:");
+}
+
+/* The whole objective of a delegated part, or an empty span. */
+static span_t part_of(const bctx_t *c) {
+    if (c->quser < 0) return sp("");
+    size_t pos = 0;
+    span_t line, text = sp(c->text[c->quser]);
+    while (next_line(text, &pos, &line)) {
+        span_t l = strip_bullet(line);
+        if (istarts(l, "part of:")) return trim((span_t){l.p + 8, l.n - 8});
+    }
+    return sp("");
+}
+
+/* A composition objective ("Write a one-page brief", "Summarise …") may
+ * use more sentences than a plain question. */
+static bool composes(span_t objective) {
+    static const char *const verbs[] = {"write", "draft", "summarise", "summarize", "compose",
+                                        "prepare", "compile", NULL};
+    char w[24];
+    return in_list(first_word(strip_bullet(objective), w, sizeof w), verbs);
+}
+
 static void add_cand(void *ud, span_t s) {
     cands_t *cs = ud;
     s = trim(s);
@@ -1195,7 +1225,8 @@ static void add_text(cands_t *cs, span_t text) {
     size_t pos = 0;
     span_t line, t;
     while (next_line(text, &pos, &line))
-        if (!is_agent_line(line) && !heading(line, &t)) each_sentence(line, add_cand, cs);
+        if (!is_agent_line(line) && !heading(line, &t) && !is_part_of(line))
+            each_sentence(line, add_cand, cs);
 }
 
 /* The context sections of a system message: the whole message when it has
@@ -1311,13 +1342,22 @@ static const char *no_info(ap_arena_t *a, span_t question) {
  * question terms they contain (ties: earlier first), those scoring at
  * least half the best, up to AP_BUILTIN_MAX_SENTENCES.  *found: how many.
  * Sets c->conf. */
-static const char *extract(bctx_t *c, span_t question, int *found) {
+static const char *extract_ex(bctx_t *c, span_t question, span_t minus, int max, int *found) {
     const ap_llm_req_t *r = c->req;
     terms_t q = {0};
     size_t pos = 0;
     span_t line, t;
     while (next_line(question, &pos, &line))
         if (!is_agent_line(line) && !heading(line, &t)) terms_add_text(c->a, &q, line, MAX_QTERMS);
+    if (minus.n) { /* the question less these terms */
+        terms_t m = {0};
+        terms_add_text(c->a, &m, minus, MAX_QTERMS);
+        int k = 0;
+        for (int i = 0; i < q.n; i++)
+            if (terms_find(&m, q.v[i]) < 0) q.v[k++] = q.v[i];
+        q.n = k;
+    }
+    if (max > AP_BUILTIN_MAX_BRIEF_SENTENCES) max = AP_BUILTIN_MAX_BRIEF_SENTENCES;
     *found = 0;
     if (!has_word(question)) {
         c->conf = 0.1;
@@ -1351,8 +1391,8 @@ static const char *extract(bctx_t *c, span_t question, int *found) {
     int min = (cs.v[0].score + 1) / 2;
     sb_t b = {c->a};
     uint64_t covered = 0;
-    span_t picked[AP_BUILTIN_MAX_SENTENCES];
-    for (int i = 0; i < cs.n && *found < AP_BUILTIN_MAX_SENTENCES && cs.v[i].score >= min; i++) {
+    span_t picked[AP_BUILTIN_MAX_BRIEF_SENTENCES];
+    for (int i = 0; i < cs.n && *found < max && cs.v[i].score >= min; i++) {
         bool seen = false;
         for (int k = 0; k < *found; k++)
             seen |= picked[k].n == cs.v[i].s.n && !memcmp(picked[k].p, cs.v[i].s.p, cs.v[i].s.n);
@@ -1365,6 +1405,27 @@ static const char *extract(bctx_t *c, span_t question, int *found) {
     double cover = nq ? (double)__builtin_popcountll(covered) / nq : 0;
     c->conf = round((0.3 + 0.6 * cover) * 100) / 100;
     return sb_str(&b);
+}
+
+static const char *extract(bctx_t *c, span_t question, int *found) {
+    return extract_ex(c, question, sp(""), AP_BUILTIN_MAX_SENTENCES, found);
+}
+
+/* A worker's answer (rule 5): from the objective's terms; when they find
+ * nothing and the task is part of a larger objective ("write a one-page
+ * brief" of "research X and write a one-page brief"), from the terms of
+ * the whole objective that are not the part's own.  A composition
+ * objective keeps up to AP_BUILTIN_MAX_BRIEF_SENTENCES sentences. */
+static const char *answer_part(bctx_t *c, int *found) {
+    int max = composes(c->objective) ? AP_BUILTIN_MAX_BRIEF_SENTENCES : AP_BUILTIN_MAX_SENTENCES;
+    const char *ans = extract_ex(c, c->objective, sp(""), max, found);
+    span_t whole = part_of(c);
+    if (*found || !has_word(whole)) return ans;
+    double conf = c->conf;
+    const char *wide = extract_ex(c, whole, c->objective, max, found);
+    if (*found) return wide;
+    c->conf = conf;
+    return ans;
 }
 
 /* ---- a final answer from tool results ---------------------------------- */
@@ -1425,6 +1486,47 @@ static const char *sub_output(ap_arena_t *a, const char *content, double *conf,
     return r;
 }
 
+typedef struct {
+    span_t before; /* the sections so far */
+    sb_t out;
+    int kept;
+} fresh_t;
+
+static void fresh_sentence(void *ud, span_t s) {
+    fresh_t *f = ud;
+    s = trim(s);
+    if (!s.n) return;
+    for (size_t i = 0; i + s.n <= f->before.n; i++)
+        if (!memcmp(f->before.p + i, s.p, s.n)) return; /* said in an earlier section */
+    if (f->out.n) sb_puts(&f->out, " ");
+    sb_add(&f->out, s.p, s.n);
+    f->kept++;
+}
+
+/* A later section's text without the sentences an earlier one gave. */
+static const char *not_repeated(ap_arena_t *a, span_t before, const char *text) {
+    fresh_t f = {before, {a}, 0};
+    size_t pos = 0;
+    span_t line;
+    span_t t = sp(text);
+    while (next_line(t, &pos, &line)) each_sentence(line, fresh_sentence, &f);
+    return f.kept ? sb_str(&f.out) : "(as above)";
+}
+
+/* The name of a listed agent or colleague, or NULL. */
+static const char *agent_name(const bctx_t *c, const char *id) {
+    if (!id) return NULL;
+    for (int k = 0; k < 2; k++) {
+        const agent_t *v = k ? c->colleagues : c->agents;
+        for (int j = 0; j < (k ? c->ncolleagues : c->nagents); j++) {
+            if (!v[j].id || strcmp(v[j].id, id)) continue;
+            if (v[j].name && *v[j].name) return v[j].name;
+            return v[j].role && *v[j].role ? v[j].role : NULL;
+        }
+    }
+    return NULL;
+}
+
 static void from_results(bctx_t *c) {
     const ap_llm_req_t *r = c->req;
     int first = r->nmsgs;
@@ -1449,18 +1551,23 @@ static void from_results(bctx_t *c) {
             const char *out = sub_output(c->a, c->text[i], &cf, &has);
             if (m->is_error && strncmp(out, "(failed: ", 9))
                 out = ap_arena_printf(c->a, "(failed: %s)", out);
+            static const char *const ikeys[] = {"agent_id", NULL};
             const char *obj = arg_str(c->a, tc, okeys);
-            if (has) sumconf += cf, nconf++;
+            const char *who = agent_name(c, arg_str(c->a, tc, ikeys));
+            bool failed = !strncmp(out, "(failed: ", 9);
+            if (has || failed) sumconf += failed ? 0 : cf, nconf++; /* a failed part counts 0 */
             c->used[i] = true;
             if (ndeleg++) sb_puts(&deleg, "\n\n");
-            if (obj) {
-                span_t o = trim_punct(sp(obj));
+            if (obj || who) { /* a section: "## <part> (<agent>)" */
+                sb_puts(&deleg, "## ");
+                span_t o = trim_punct(sp(obj ? obj : who));
                 sb_add(&deleg, o.p, o.n);
-                sb_puts(&deleg, ": ");
+                if (obj && who) sb_puts(&deleg, ap_arena_printf(c->a, " (%s)", who));
+                sb_puts(&deleg, "\n");
             }
             span_t o = trim(sp(out));
             lone = o.n ? dup(c->a, o) : "(no output)";
-            sb_puts(&deleg, lone);
+            sb_puts(&deleg, ndeleg > 1 ? not_repeated(c->a, sp(sb_str(&deleg)), lone) : lone);
         } else if (!strcmp(name, "remember") || !strcmp(name, "learn_entity")) {
             static const char *const rkeys[] = {"content", "text", "memory", "fact", NULL};
             static const char *const ekeys[] = {"description", "fact", "summary", "content",
@@ -1485,6 +1592,16 @@ static void from_results(bctx_t *c) {
     sb_t ans = {c->a};
     double conf = 1;
     if (ndeleg) {
+        span_t title = {0};
+        size_t tpos = 0;
+        next_line(c->objective, &tpos, &title);
+        title = trim_punct(strip_bullet(title));
+        if (ndeleg > 1 && has_word(title)) { /* the brief's title: the objective */
+            sb_puts(&ans, "# ");
+            sb_sentence(&ans, title);
+            if (ans.p[ans.n - 1] == '.') ans.p[--ans.n] = '\0';
+            sb_puts(&ans, "\n\n");
+        }
         sb_add(&ans, deleg.p, deleg.n);
         conf = nconf ? round(sumconf / nconf * 100) / 100 : 0.7;
     }
@@ -1646,7 +1763,7 @@ ap_rc ap_builtin_complete(ap_arena_t *a, const ap_llm_req_t *req, ap_llm_resp_t 
         from_results(&c);
     } else if (!delegate(&c) && !record_facts(&c) && !ask_approval(&c)) {
         int found;
-        c.answer = extract(&c, c.objective, &found);
+        c.answer = answer_part(&c, &found);
         if (!found) consult(&c); /* a call to query_agent replaces the answer */
     }
 

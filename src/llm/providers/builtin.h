@@ -40,6 +40,7 @@
 /* Limits of the heuristic (documented in docs/builtin-model.md). */
 #define AP_BUILTIN_MAX_DELEGATIONS 5 /* delegate_to_agent calls per turn */
 #define AP_BUILTIN_MAX_SENTENCES 3   /* sentences in an extractive answer */
+#define AP_BUILTIN_MAX_BRIEF_SENTENCES 5 /* … answering a composition objective */
 #define AP_BUILTIN_MAX_FACTS 4       /* facts recorded per turn */
 #define AP_BUILTIN_MAX_AGENTS 32     /* agent listing lines considered */
 
