@@ -24,6 +24,10 @@
 #include "core/log.h"
 #include "core/time.h"
 
+/* Finished easy handles kept for the next transfers: reusing one skips
+ * curl_easy_init/cleanup and the options that never change. */
+#define UPSTREAM_IDLE_MAX 64
+
 struct ap_upstream_job {
     struct ap_upstream_job *next; /* queue link, then active list */
     struct ap_upstream_job *prev;
@@ -49,6 +53,8 @@ struct ap_upstream {
     ap_upstream_job_t *queue;  /* submitted, not yet added (LIFO) */
     ap_upstream_job_t *running; /* loop thread only */
     ap_upstream_job_t *delayed; /* loop thread only: waiting for start_at */
+    CURL *idle[UPSTREAM_IDLE_MAX]; /* loop thread only: finished handles to reuse */
+    int nidle;
     bool stop;
     _Atomic int active;
 };
@@ -121,7 +127,8 @@ static void finish(ap_upstream_t *u, ap_upstream_job_t *j, CURLcode cc) {
                  curl_easy_strerror(cc));
     }
     curl_multi_remove_handle(u->multi, j->easy);
-    curl_easy_cleanup(j->easy);
+    if (u->nidle < UPSTREAM_IDLE_MAX) u->idle[u->nidle++] = j->easy;
+    else curl_easy_cleanup(j->easy);
     j->easy = NULL;
     if (j->prev) j->prev->next = j->next;
     else u->running = j->next;
@@ -132,34 +139,40 @@ static void finish(ap_upstream_t *u, ap_upstream_job_t *j, CURLcode cc) {
     job_free(j);
 }
 
-static void start(ap_upstream_t *u, ap_upstream_job_t *j) {
+/* A new handle with the options every transfer shares. */
+static CURL *easy_new(void) {
     CURL *e = curl_easy_init();
-    j->easy = e;
-    curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, j);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(j->lim.timeout_ms ? j->lim.timeout_ms : 600000));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (j->lim.first_byte_ms) {
-        /* no bytes for first_byte_ms: curl's low-speed check cuts it */
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                         (long)((j->lim.first_byte_ms + 999) / 1000));
-    }
-    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    return e;
+}
+
+static void start(ap_upstream_t *u, ap_upstream_job_t *j) {
+    CURL *e = u->nidle ? u->idle[--u->nidle] : easy_new();
+    j->easy = e;
+    /* every option that differs per job is set on every job, so nothing
+     * carries over from the handle's previous transfer */
+    curl_easy_setopt(e, CURLOPT_URL, j->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, j);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(j->lim.timeout_ms ? j->lim.timeout_ms : 600000));
+    /* no bytes for first_byte_ms: curl's low-speed check cuts it (0: off) */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, j->lim.first_byte_ms ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                     j->lim.first_byte_ms ? (long)((j->lim.first_byte_ms + 999) / 1000) : 0L);
     CURLMcode mc = curl_multi_add_handle(u->multi, e);
     if (mc == CURLM_OK) {
         u->active++;
@@ -272,6 +285,7 @@ void ap_upstream_free(ap_upstream_t *u) {
     pthread_mutex_unlock(&u->mu);
     curl_multi_wakeup(u->multi);
     pthread_join(u->thread, NULL);
+    while (u->nidle) curl_easy_cleanup(u->idle[--u->nidle]);
     curl_multi_cleanup(u->multi);
     pthread_mutex_destroy(&u->mu);
     ap_free(u);
