@@ -20,6 +20,7 @@
 #include "core/id.h"
 #include "core/time.h"
 #include "events/event.h"
+#include "orch/agent.h"
 #include "orch/message.h"
 #include "orch/team_view.h"
 
@@ -319,6 +320,24 @@ ap_rc ap_orch_task_steps(ap_tx_t *tx, const char *tenant_id, const char *id, jso
     return AP_OK;
 }
 
+ap_rc ap_orch_task_settle_agent(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
+                                ap_err_t *err) {
+    if (!agent_id) return AP_OK;
+    /* two tasks of the agent ending in two transactions must not both
+     * count the other as still in flight */
+    ap_rc rc = ap_tx_lock(tx, ap_arena_printf(ap_tx_arena(tx), "agent-run:%s", agent_id), err);
+    if (rc) return rc;
+    ap_rows_t c;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(agent_id)};
+    rc = ap_tx_query(tx,
+                     "SELECT COUNT(*) AS n FROM agent_tasks WHERE tenant_id = ? AND"
+                     " assigned_agent_id = ? AND completed_at IS NULL AND (status <> 'queued'"
+                     " OR started_at IS NOT NULL)",
+                     p, 2, &c, err);
+    if (rc) return rc;
+    return ap_orch_agent_set_running(tx, agent_id, ap_rows_int(&c, 0, "n", 0) > 0, err);
+}
+
 ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row, const char *from,
                         const char *to, json_t *extra, ap_err_t *err) {
     const char *id = ap_rows_get(row, 0, "id");
@@ -344,6 +363,12 @@ ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row
     rc = ap_event_append(tx, tenant_id, "task.status", id, ap_rows_get(row, 0, "assigned_agent_id"),
                          ap_rows_get(row, 0, "group_id"), d, NULL, err);
     json_decref(d);
+    if (rc) return rc;
+    /* decision 6: only a start and an end can change the agent's status */
+    bool leaves_queue = strcmp(from ? from : cur, "queued") == 0 && strcmp(to, "queued") != 0;
+    if (leaves_queue || ap_orch_status_terminal(to))
+        rc = ap_orch_task_settle_agent(tx, tenant_id, ap_rows_get(row, 0, "assigned_agent_id"),
+                                       err);
     return rc;
 }
 
