@@ -320,22 +320,33 @@ ap_rc ap_orch_task_steps(ap_tx_t *tx, const char *tenant_id, const char *id, jso
     return AP_OK;
 }
 
-ap_rc ap_orch_task_settle_agent(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
-                                ap_err_t *err) {
+/* started: the caller knows a task of the agent is in flight now. */
+static ap_rc settle(ap_tx_t *tx, const char *tenant_id, const char *agent_id, bool started,
+                    ap_err_t *err) {
     if (!agent_id) return AP_OK;
-    /* two tasks of the agent ending in two transactions must not both
-     * count the other as still in flight */
+    /* two tasks of the agent ending in two transactions must not both see
+     * the other as still in flight, nor an end miss a start in progress */
     ap_rc rc = ap_tx_lock(tx, ap_arena_printf(ap_tx_arena(tx), "agent-run:%s", agent_id), err);
     if (rc) return rc;
-    ap_rows_t c;
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(agent_id)};
-    rc = ap_tx_query(tx,
-                     "SELECT COUNT(*) AS n FROM agent_tasks WHERE tenant_id = ? AND"
-                     " assigned_agent_id = ? AND completed_at IS NULL AND (status <> 'queued'"
-                     " OR started_at IS NOT NULL)",
-                     p, 2, &c, err);
-    if (rc) return rc;
-    return ap_orch_agent_set_running(tx, agent_id, ap_rows_int(&c, 0, "n", 0) > 0, err);
+    bool running = started;
+    if (!running) {
+        ap_rows_t c;
+        ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(agent_id)};
+        /* the WHERE of the partial index agent_tasks_in_flight (0008) */
+        rc = ap_tx_query(tx,
+                         "SELECT 1 AS x FROM agent_tasks WHERE tenant_id = ? AND"
+                         " assigned_agent_id = ? AND completed_at IS NULL AND (status <> 'queued'"
+                         " OR started_at IS NOT NULL) LIMIT 1",
+                         p, 2, &c, err);
+        if (rc) return rc;
+        running = c.nrows > 0;
+    }
+    return ap_orch_agent_set_running(tx, agent_id, running, err);
+}
+
+ap_rc ap_orch_task_settle_agent(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
+                                ap_err_t *err) {
+    return settle(tx, tenant_id, agent_id, false, err);
 }
 
 ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row, const char *from,
@@ -367,8 +378,8 @@ ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row
     /* decision 6: only a start and an end can change the agent's status */
     bool leaves_queue = strcmp(from ? from : cur, "queued") == 0 && strcmp(to, "queued") != 0;
     if (leaves_queue || ap_orch_status_terminal(to))
-        rc = ap_orch_task_settle_agent(tx, tenant_id, ap_rows_get(row, 0, "assigned_agent_id"),
-                                       err);
+        rc = settle(tx, tenant_id, ap_rows_get(row, 0, "assigned_agent_id"),
+                    !ap_orch_status_terminal(to), err);
     return rc;
 }
 

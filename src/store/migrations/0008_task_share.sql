@@ -6,7 +6,9 @@
 ALTER TABLE tenants ADD COLUMN max_concurrent_tasks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tenants ADD COLUMN task_weight INTEGER NOT NULL DEFAULT 1;
 
--- The runner counts an agent's unfinished tasks when one starts or ends
--- (deployed ⇄ running); finished tasks, the bulk, stay out of this index.
-CREATE INDEX agent_tasks_agent_open ON agent_tasks (tenant_id, assigned_agent_id)
-    WHERE completed_at IS NULL;
+-- An agent's tasks in flight (started, not finished): looked up when one
+-- ends, to move the agent from running back to deployed.  Queued tasks not
+-- yet started and finished ones, the bulk, stay out of this index; the
+-- query repeats its WHERE so both backends use it.
+CREATE INDEX agent_tasks_in_flight ON agent_tasks (tenant_id, assigned_agent_id)
+    WHERE completed_at IS NULL AND (status <> 'queued' OR started_at IS NOT NULL);
