@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/sse_read.h"
 #include "core/buf.h"
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
@@ -152,55 +153,18 @@ void ap_client_print(json_t *v, const char *const *columns, bool as_json) {
 }
 
 typedef struct {
-    ap_buf_t line, id, type, data;
-    ap_client_event_fn fn;
-    void *ud;
+    ap_sse_read_t rd;
     long status;
     ap_buf_t err; /* the body of an error answer */
     CURL *c;
 } sse_t;
-
-static void sse_line(sse_t *s, const char *l, size_t n) {
-    if (n == 0) { /* end of an event */
-        if (s->data.len) {
-            ap_buf_append(&s->id, "", 1);
-            ap_buf_append(&s->type, "", 1);
-            ap_buf_append(&s->data, "", 1);
-            s->fn(s->ud, s->id.p, s->type.p, s->data.p);
-        }
-        ap_buf_reset(&s->id);
-        ap_buf_reset(&s->type);
-        ap_buf_reset(&s->data);
-        return;
-    }
-    if (l[0] == ':') return; /* heartbeat */
-    const char *colon = memchr(l, ':', n);
-    if (!colon) return;
-    size_t k = (size_t)(colon - l);
-    const char *v = colon + 1;
-    if (v < l + n && *v == ' ') v++;
-    size_t vn = (size_t)(l + n - v);
-    if (k == 2 && memcmp(l, "id", 2) == 0) ap_buf_append(&s->id, v, vn);
-    else if (k == 5 && memcmp(l, "event", 5) == 0) ap_buf_append(&s->type, v, vn);
-    else if (k == 4 && memcmp(l, "data", 4) == 0) ap_buf_append(&s->data, v, vn);
-}
 
 static size_t on_sse(char *p, size_t sz, size_t n, void *ud) {
     sse_t *s = ud;
     size_t len = sz * n;
     if (!s->status) curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
     if (s->status >= 400) return ap_buf_append(&s->err, p, len) ? 0 : len;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] == '\n') {
-            size_t ln = s->line.len;
-            if (ln && s->line.p[ln - 1] == '\r') ln--;
-            sse_line(s, s->line.p ? s->line.p : "", ln);
-            ap_buf_reset(&s->line);
-        } else if (ap_buf_append(&s->line, &p[i], 1)) {
-            return 0;
-        }
-    }
-    return len;
+    return ap_sse_read_feed(&s->rd, p, len) ? 0 : len;
 }
 
 int ap_client_events(const char *path, ap_client_event_fn fn, void *ud) {
@@ -218,11 +182,8 @@ int ap_client_events(const char *path, ap_client_event_fn fn, void *ud) {
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     struct curl_slist *h = curl_slist_append(NULL, auth);
     h = curl_slist_append(h, "Accept: text/event-stream");
-    sse_t s = {.fn = fn, .ud = ud, .c = c};
-    ap_buf_init(&s.line, 16 << 20);
-    ap_buf_init(&s.id, 64);
-    ap_buf_init(&s.type, 256);
-    ap_buf_init(&s.data, 16 << 20);
+    sse_t s = {.c = c};
+    ap_sse_read_init(&s.rd, 16 << 20, fn, ud);
     ap_buf_init(&s.err, 1 << 20);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -243,10 +204,7 @@ int ap_client_events(const char *path, ap_client_event_fn fn, void *ud) {
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
-    ap_buf_free(&s.line);
-    ap_buf_free(&s.id);
-    ap_buf_free(&s.type);
-    ap_buf_free(&s.data);
+    ap_sse_read_free(&s.rd);
     ap_buf_free(&s.err);
     return rc;
 }

@@ -41,6 +41,8 @@ static const body_flag_t tenant_body[] = {{"name", "name", false},
                                           {"max-agent-groups", "max_agent_groups", true},
                                           {"monthly-token-limit", "monthly_token_limit", true},
                                           {"storage-limit-gb", "storage_limit_gb", true},
+                                          {"max-concurrent-tasks", "max_concurrent_tasks", true},
+                                          {"task-weight", "task_weight", true},
                                           {NULL, NULL, false}};
 static const body_flag_t user_body[] = {{"email", "email", false},
                                         {"display-name", "display_name", false},
@@ -64,6 +66,7 @@ static int usage(const resource_t *r, int code) {
                 "usage: agentprov tenants list [--status S] [--limit N] [--cursor C]\n"
                 "       agentprov tenants create --name NAME [--slug S] [--plan P] [--max-agents N]"
                 " [--max-agent-groups N] [--monthly-token-limit N] [--storage-limit-gb N]\n"
+                "         [--max-concurrent-tasks N] [--task-weight N]\n"
                 "       agentprov tenants get|suspend|resume|delete ID\n"
                 "       agentprov tenants update ID [--name ..] [--plan ..] [--max-agents N] …\n");
     } else {

@@ -226,7 +226,8 @@ int ap_cmd_serve(int argc, char **argv) {
         {"task-workers", "AP_TASK_WORKERS", "4", "task runner threads (0: no runner on this node)",
          false, false, NULL},
         {"task-tenant-quota", "AP_TASK_TENANT_QUOTA", "0",
-         "tasks one tenant may run at once (0: three quarters of the task workers)", false, false,
+         "tasks one tenant may run at once (0: three quarters of the task workers); a tenant's"
+         " max_concurrent_tasks lowers it for that tenant", false, false,
          NULL},
         {"task-lease-ms", "AP_TASK_LEASE_MS", "15000",
          "task lease: a crashed node's tasks resume this long after its last heartbeat", false,

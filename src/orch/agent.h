@@ -18,7 +18,8 @@
  *    status: the deployed version keeps running until another is
  *    deployed.  An illegal transition is AP_ERR_CONFLICT naming the
  *    transitions allowed from the current status.
- * 3. running is set and cleared by the runner (ap_orch_agent_set_running):
+ * 3. running is set and cleared as the agent's tasks start and end
+ *    (ap_orch_task_settle_agent → ap_orch_agent_set_running):
  *    deployed ⇄ running.  Only deployed and running agents take tasks
  *    (ap_orch_agent_runnable).
  * 4. max_agents (tenant entitlement) bounds the agents that are not

@@ -606,6 +606,9 @@ static ap_rc escalate(run_t *r, const char *sup_id, const char *reason, const ch
     json_t *res = json_pack("{s:s,s:s}", "to_agent_id", sup.id, "reason", reason);
     rc = add_step(r, "note", "escalated", "done", NULL, keep(r->a, res), err);
     if (!rc) rc = move(r, "queued", "escalated to the supervisor", err);
+    /* the task changed hands: the worker may be idle, the supervisor is not */
+    if (!rc) rc = ap_orch_task_settle_agent(r->tx, r->tenant, r->agent.id, err);
+    if (!rc) rc = ap_orch_task_settle_agent(r->tx, r->tenant, sup.id, err);
     if (!rc) rc = release(r, NULL, err);
     if (!rc) ap_orch_wake_add(r->wake, col(r, "id"), (int)ap_rows_int(&r->row, 0, "priority_rank", 2));
     return rc;

@@ -9,6 +9,13 @@
  *    runnable tasks of every tenant (platform-scope read: on PostgreSQL
  *    app.platform lets it see all tenants) and every lease_ms / 3 it
  *    renews the leases of the tasks in flight.
+ * 3. Each tenant's share comes from its entitlements: max_concurrent_tasks
+ *    bounds its tasks in flight (waiting on a model call included) and
+ *    its runners (with the platform quota as ceiling), task_weight its
+ *    stride;
+ *    read when the runner first hears of the tenant (wake) and refreshed
+ *    by every scan for the tenants with runnable tasks, so a change of a
+ *    tenant's plan applies within scan_ms.
  */
 #include "orch/runner.h"
 
@@ -36,6 +43,7 @@ struct ap_orch_runner {
     pthread_mutex_t mu;
     pthread_cond_t cv, hb_cv;
     ap_sched_t *sched;
+    int quota; /* the platform's per-tenant quota: default and ceiling */
     volatile int stop;
     pthread_t *threads, hb;
     slot_t *slots;
@@ -72,8 +80,41 @@ static void await_done(void *ud, ap_orch_await_t *w) {
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Caller holds r->mu.  ent: the tenant's max_concurrent_tasks (0: the
+ * platform quota). */
+static void set_share(ap_orch_runner_t *r, const char *tenant_id, long long ent,
+                      long long weight) {
+    int q = ent > 0 && ent < r->quota ? (int)ent : r->quota;
+    ap_sched_set_share(r->sched, tenant_id, q, ent > 0 ? (int)ent : 0,
+                       weight > 0 ? (double)weight : 1.0);
+}
+
+/* Reads a tenant's share the first time the runner hears of it. */
+static void load_share(ap_orch_runner_t *r, const char *tenant_id) {
+    pthread_mutex_lock(&r->mu);
+    bool known = ap_sched_has_share(r->sched, tenant_id);
+    pthread_mutex_unlock(&r->mu);
+    if (known) return;
+    ap_arena_t *a = ap_arena_new(2048);
+    ap_err_t err = {0};
+    ap_tx_t *tx;
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT(tenant_id)};
+    if (!ap_db_begin(r->o.db, tenant_id, AP_TX_READ, a, &tx, &err) &&
+        !ap_tx_query(tx, "SELECT max_concurrent_tasks, task_weight FROM tenants WHERE id = ?", p,
+                     1, &rows, &err) &&
+        rows.nrows) {
+        pthread_mutex_lock(&r->mu);
+        set_share(r, tenant_id, ap_rows_int(&rows, 0, "max_concurrent_tasks", 0),
+                  ap_rows_int(&rows, 0, "task_weight", 1));
+        pthread_mutex_unlock(&r->mu);
+    }
+    ap_arena_free(a);
+}
+
 void ap_orch_runner_wake(ap_orch_runner_t *r, const char *tenant_id, const ap_orch_wake_t *w) {
     if (!r || !w || !w->n) return;
+    load_share(r, tenant_id);
     pthread_mutex_lock(&r->mu);
     for (int i = 0; i < w->n; i++) ap_sched_push(r->sched, tenant_id, w->t[i].id, w->t[i].rank);
     pthread_cond_broadcast(&r->cv);
@@ -110,6 +151,7 @@ static void *worker_main(void *arg) {
             pthread_cond_wait(&r->cv, &r->mu);
             continue;
         }
+        if (w) ap_sched_await(r->sched, tenant, false);
         memcpy(slot->tenant, tenant, sizeof tenant);
         memcpy(slot->task, task, sizeof task);
         slot->busy = true;
@@ -129,7 +171,12 @@ static void *worker_main(void *arg) {
                                    : ap_orch_loop_run(&env, tenant, task, &wake);
         pthread_mutex_lock(&r->mu);
         slot->busy = false;
-        if (!w) ap_sched_done(r->sched, tenant); /* a continuation is outside the quota */
+        /* a task waiting for its model call holds no runner but stays in
+         * flight (its tenant's max_concurrent_tasks) */
+        if (res == AP_ORCH_RUN_AWAIT)
+            ap_sched_await(r->sched, tenant, true);
+        else
+            ap_sched_done(r->sched, tenant);
         r->steps += env.steps;
         if (res == AP_ORCH_RUN_PARKED) r->finished++;
         for (int i = 0; i < wake.n; i++)
@@ -151,23 +198,31 @@ static void scan(ap_orch_runner_t *r) {
     ap_rc rc = ap_db_begin(r->o.db, NULL, AP_TX_READ, a, &tx, &err);
     if (!rc)
         rc = ap_tx_query(tx,
-                         "SELECT tenant_id, id, priority_rank FROM agent_tasks WHERE status IN"
-                         " ('queued', 'thinking', 'executing') AND (next_run_at IS NULL OR"
-                         " next_run_at <= ?) AND (lease_owner IS NULL OR lease_expires_at < ?)"
-                         " ORDER BY priority_rank, id LIMIT 2000",
+                         "SELECT t.tenant_id, t.id, t.priority_rank, n.max_concurrent_tasks,"
+                         " n.task_weight FROM agent_tasks t JOIN tenants n ON n.id = t.tenant_id"
+                         " WHERE t.status IN ('queued', 'thinking', 'executing') AND"
+                         " (t.next_run_at IS NULL OR t.next_run_at <= ?) AND (t.lease_owner IS"
+                         " NULL OR t.lease_expires_at < ?) ORDER BY t.priority_rank, t.id"
+                         " LIMIT 2000",
                          p, 2, &rows, &err);
     if (rc) {
         ap_log(AP_LOG_WARN, "task scan failed", "{s:s}", "detail", err.detail);
     } else if (rows.nrows) {
         pthread_mutex_lock(&r->mu);
         int added = 0;
+        const char *last = "";
         for (int i = 0; i < rows.nrows; i++) {
             bool running = false;
             const char *id = ap_rows_get(&rows, i, "id");
+            const char *tenant = ap_rows_get(&rows, i, "tenant_id");
+            if (strcmp(tenant, last) != 0) /* rows of a tenant mostly come together */
+                set_share(r, tenant, ap_rows_int(&rows, i, "max_concurrent_tasks", 0),
+                          ap_rows_int(&rows, i, "task_weight", 1));
+            last = tenant;
             for (int w = 0; w < r->o.workers; w++)
                 if (r->slots[w].busy && strcmp(r->slots[w].task, id) == 0) running = true;
             if (!running)
-                added += ap_sched_push(r->sched, ap_rows_get(&rows, i, "tenant_id"), id,
+                added += ap_sched_push(r->sched, tenant, id,
                                        (int)ap_rows_int(&rows, i, "priority_rank", 2));
         }
         if (added) pthread_cond_broadcast(&r->cv);
@@ -258,6 +313,7 @@ ap_rc ap_orch_runner_start(const ap_orch_runner_opts_t *opts, ap_orch_runner_t *
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     pthread_cond_init(&r->hb_cv, NULL);
+    r->quota = quota;
     r->sched = ap_sched_new(quota);
     r->slots = ap_calloc((size_t)r->o.workers, sizeof *r->slots);
     r->threads = ap_calloc((size_t)r->o.workers, sizeof *r->threads);

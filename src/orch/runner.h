@@ -59,7 +59,8 @@ typedef struct {
     ap_db_t *db;
     ap_bus_t *bus;          /* may be NULL */
     int workers;            /* runner threads, >= 1 */
-    int tenant_quota;       /* concurrent tasks per tenant; 0: 3/4 of workers (>= 1) */
+    int tenant_quota;       /* concurrent tasks per tenant; 0: 3/4 of workers (>= 1);
+                               the default and ceiling of max_concurrent_tasks */
     int64_t lease_ms;       /* 0: 15000 */
     int64_t scan_ms;        /* 0: 1000 */
     int64_t step_delay_ms;  /* pause after each step (tests of crash recovery); 0 */

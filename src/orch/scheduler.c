@@ -22,11 +22,23 @@ typedef struct {
     char id[AP_SCHED_ID_LEN];
     ring_t q[AP_SCHED_RANKS];
     size_t queued;
-    int running, quota;
+    int running, quota;     /* on a runner thread now; at most quota */
+    int inflight, limit;    /* popped and not done (waiting on a model call
+                               too); at most limit when limit > 0 */
     double pass, weight;
 } tenant_t;
 
+/* A tenant's own quota and weight; outlives its tenant_t (dropped when
+ * idle) so the share holds the next time the tenant has work. */
+typedef struct {
+    char id[AP_SCHED_ID_LEN];
+    int quota, limit;
+    double weight;
+} share_t;
+
 struct ap_sched {
+    share_t *shares;
+    size_t nshares, cap_shares;
     tenant_t **tenants;
     size_t ntenants, cap_tenants;
     int default_quota;
@@ -105,8 +117,15 @@ void ap_sched_free(ap_sched_t *s) {
         ap_free(s->tenants[i]);
     }
     ap_free(s->tenants);
+    ap_free(s->shares);
     ap_free(s->set);
     ap_free(s);
+}
+
+static share_t *share_find(const ap_sched_t *s, const char *id) {
+    for (size_t i = 0; i < s->nshares; i++)
+        if (strcmp(s->shares[i].id, id) == 0) return &s->shares[i];
+    return NULL;
 }
 
 static tenant_t *tenant_get(ap_sched_t *s, const char *id) {
@@ -118,8 +137,10 @@ static tenant_t *tenant_get(ap_sched_t *s, const char *id) {
     }
     tenant_t *t = ap_calloc(1, sizeof *t);
     snprintf(t->id, sizeof t->id, "%s", id);
-    t->quota = s->default_quota;
-    t->weight = 1.0;
+    const share_t *sh = share_find(s, id);
+    t->quota = sh ? sh->quota : s->default_quota;
+    t->limit = sh ? sh->limit : 0;
+    t->weight = sh ? sh->weight : 1.0;
     t->pass = s->vtime;
     s->tenants[s->ntenants++] = t;
     return t;
@@ -128,7 +149,7 @@ static tenant_t *tenant_get(ap_sched_t *s, const char *id) {
 /* Drops tenants with nothing queued and nothing running. */
 static void tenant_gc(ap_sched_t *s, size_t i) {
     tenant_t *t = s->tenants[i];
-    if (t->queued || t->running) return;
+    if (t->queued || t->running || t->inflight) return;
     for (int r = 0; r < AP_SCHED_RANKS; r++) ap_free(t->q[r].ids);
     ap_free(t);
     s->tenants[i] = s->tenants[--s->ntenants];
@@ -140,7 +161,7 @@ bool ap_sched_push(ap_sched_t *s, const char *tenant_id, const char *task_id, in
     if (rank < 0) rank = 0;
     if (rank >= AP_SCHED_RANKS) rank = AP_SCHED_RANKS - 1;
     tenant_t *t = tenant_get(s, tenant_id);
-    if (!t->queued && !t->running && t->pass < s->vtime) t->pass = s->vtime;
+    if (!t->queued && !t->inflight && t->pass < s->vtime) t->pass = s->vtime;
     ring_t *q = &t->q[rank];
     if (q->len == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 16;
@@ -165,7 +186,8 @@ bool ap_sched_pop(ap_sched_t *s, char tenant_out[AP_SCHED_ID_LEN],
     int best_rank = AP_SCHED_RANKS;
     for (size_t i = 0; i < s->ntenants; i++) {
         tenant_t *t = s->tenants[i];
-        if (!t->queued || t->running >= t->quota) continue;
+        if (!t->queued || t->running >= t->quota || (t->limit > 0 && t->inflight >= t->limit))
+            continue;
         int r = 0;
         while (r < AP_SCHED_RANKS && !t->q[r].len) r++;
         if (r < best_rank || (r == best_rank && t->pass < best->pass)) {
@@ -180,6 +202,7 @@ bool ap_sched_pop(ap_sched_t *s, char tenant_out[AP_SCHED_ID_LEN],
     q->len--;
     best->queued--;
     best->running++;
+    best->inflight++;
     s->total--;
     s->vtime = best->pass;
     best->pass += 1.0 / best->weight;
@@ -192,15 +215,49 @@ void ap_sched_done(ap_sched_t *s, const char *tenant_id) {
     for (size_t i = 0; i < s->ntenants; i++)
         if (strcmp(s->tenants[i]->id, tenant_id) == 0) {
             if (s->tenants[i]->running > 0) s->tenants[i]->running--;
+            if (s->tenants[i]->inflight > 0) s->tenants[i]->inflight--;
             tenant_gc(s, i);
             return;
         }
 }
 
-void ap_sched_set_share(ap_sched_t *s, const char *tenant_id, int quota, double weight) {
-    tenant_t *t = tenant_get(s, tenant_id);
-    if (quota >= 1) t->quota = quota;
-    if (weight > 0) t->weight = weight;
+void ap_sched_await(ap_sched_t *s, const char *tenant_id, bool waiting) {
+    for (size_t i = 0; i < s->ntenants; i++)
+        if (strcmp(s->tenants[i]->id, tenant_id) == 0) {
+            tenant_t *t = s->tenants[i];
+            if (waiting && t->running > 0) t->running--;
+            if (!waiting) t->running++;
+            return;
+        }
+}
+
+void ap_sched_set_share(ap_sched_t *s, const char *tenant_id, int quota, int limit,
+                        double weight) {
+    if (strlen(tenant_id) >= AP_SCHED_ID_LEN) return;
+    share_t *sh = share_find(s, tenant_id);
+    if (!sh) {
+        if (s->nshares == s->cap_shares) {
+            s->cap_shares = s->cap_shares ? s->cap_shares * 2 : 8;
+            s->shares = ap_realloc(s->shares, s->cap_shares * sizeof *s->shares);
+        }
+        sh = &s->shares[s->nshares++];
+        snprintf(sh->id, sizeof sh->id, "%s", tenant_id);
+        sh->quota = s->default_quota;
+        sh->weight = 1.0;
+    }
+    if (quota >= 1) sh->quota = quota;
+    if (limit >= 0) sh->limit = limit;
+    if (weight > 0) sh->weight = weight;
+    for (size_t i = 0; i < s->ntenants; i++)
+        if (strcmp(s->tenants[i]->id, tenant_id) == 0) {
+            s->tenants[i]->quota = sh->quota;
+            s->tenants[i]->limit = sh->limit;
+            s->tenants[i]->weight = sh->weight;
+        }
+}
+
+bool ap_sched_has_share(const ap_sched_t *s, const char *tenant_id) {
+    return share_find(s, tenant_id) != NULL;
 }
 
 size_t ap_sched_len(const ap_sched_t *s) { return s->total; }

@@ -14,7 +14,9 @@
  *    starts at the current virtual time, so a tenant with 10,000 queued
  *    tasks cannot push a newcomer's single task behind all of them, and
  *    the quota (default: three quarters of the runners) keeps one tenant
- *    from holding every runner even with more urgent work.
+ *    from holding every runner even with more urgent work.  A tenant may
+ *    also have a limit on its tasks in flight (popped and not done, a
+ *    task waiting on a model call included, which holds no runner).
  * 3. Pushing a task id already queued is a no-op.  Costs: push O(1)
  *    amortised plus O(tenants) to find the tenant, pop O(tenants).
  * 4. Not thread-safe: the caller holds a lock.
@@ -42,8 +44,17 @@ bool ap_sched_push(ap_sched_t *s, const char *tenant_id, const char *task_id, in
 bool ap_sched_pop(ap_sched_t *s, char tenant_out[AP_SCHED_ID_LEN], char task_out[AP_SCHED_ID_LEN]);
 /* A popped task stopped running (finished, parked or lost its claim). */
 void ap_sched_done(ap_sched_t *s, const char *tenant_id);
-/* Overrides one tenant's quota (>= 1) and weight (> 0). */
-void ap_sched_set_share(ap_sched_t *s, const char *tenant_id, int quota, double weight);
+/* A popped task left its runner to wait on a model call (waiting true:
+ * still in flight, no longer on a runner) or came back to one (false). */
+void ap_sched_await(ap_sched_t *s, const char *tenant_id, bool waiting);
+/* Sets one tenant's quota of runners (>= 1; otherwise kept), limit of
+ * tasks in flight (0: none; < 0: kept) and weight (> 0; otherwise kept).  Remembered while the tenant is idle too, so it applies
+ * to tasks pushed later; a lower quota than the tasks running now lets
+ * them finish and dispatches no more until the tenant is below it. */
+void ap_sched_set_share(ap_sched_t *s, const char *tenant_id, int quota, int limit,
+                        double weight);
+/* Whether tenant_id's share was set. */
+bool ap_sched_has_share(const ap_sched_t *s, const char *tenant_id);
 /* Tasks queued (all tenants). */
 size_t ap_sched_len(const ap_sched_t *s);
 /* Whether task_id is queued. */

@@ -20,6 +20,7 @@
 #include "core/id.h"
 #include "core/time.h"
 #include "events/event.h"
+#include "orch/agent.h"
 #include "orch/message.h"
 #include "orch/team_view.h"
 
@@ -319,6 +320,35 @@ ap_rc ap_orch_task_steps(ap_tx_t *tx, const char *tenant_id, const char *id, jso
     return AP_OK;
 }
 
+/* started: the caller knows a task of the agent is in flight now. */
+static ap_rc settle(ap_tx_t *tx, const char *tenant_id, const char *agent_id, bool started,
+                    ap_err_t *err) {
+    if (!agent_id) return AP_OK;
+    /* two tasks of the agent ending in two transactions must not both see
+     * the other as still in flight, nor an end miss a start in progress */
+    ap_rc rc = ap_tx_lock(tx, ap_arena_printf(ap_tx_arena(tx), "agent-run:%s", agent_id), err);
+    if (rc) return rc;
+    bool running = started;
+    if (!running) {
+        ap_rows_t c;
+        ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(agent_id)};
+        /* the WHERE of the partial index agent_tasks_in_flight (0008) */
+        rc = ap_tx_query(tx,
+                         "SELECT 1 AS x FROM agent_tasks WHERE tenant_id = ? AND"
+                         " assigned_agent_id = ? AND completed_at IS NULL AND (status <> 'queued'"
+                         " OR started_at IS NOT NULL) LIMIT 1",
+                         p, 2, &c, err);
+        if (rc) return rc;
+        running = c.nrows > 0;
+    }
+    return ap_orch_agent_set_running(tx, agent_id, running, err);
+}
+
+ap_rc ap_orch_task_settle_agent(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
+                                ap_err_t *err) {
+    return settle(tx, tenant_id, agent_id, false, err);
+}
+
 ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row, const char *from,
                         const char *to, json_t *extra, ap_err_t *err) {
     const char *id = ap_rows_get(row, 0, "id");
@@ -344,6 +374,12 @@ ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row
     rc = ap_event_append(tx, tenant_id, "task.status", id, ap_rows_get(row, 0, "assigned_agent_id"),
                          ap_rows_get(row, 0, "group_id"), d, NULL, err);
     json_decref(d);
+    if (rc) return rc;
+    /* decision 6: only a start and an end can change the agent's status */
+    bool leaves_queue = strcmp(from ? from : cur, "queued") == 0 && strcmp(to, "queued") != 0;
+    if (leaves_queue || ap_orch_status_terminal(to))
+        rc = settle(tx, tenant_id, ap_rows_get(row, 0, "assigned_agent_id"),
+                    !ap_orch_status_terminal(to), err);
     return rc;
 }
 

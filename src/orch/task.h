@@ -23,6 +23,14 @@
  *    rejected to failed.  Both are audited with the comment.
  * 5. Every function runs inside the caller's tenant transaction; JSON out
  *    is a new reference.
+ * 6. The assigned agent is running while it has a task in flight (moved
+ *    out of queued at least once and not finished: thinking, executing,
+ *    waiting for an approval or its subtasks, in review, or queued again
+ *    after such a wait), deployed otherwise.  ap_orch_task_move settles it
+ *    when a task leaves queued and when one finishes, counting under a
+ *    per-agent lock in the same transaction; ap_orch_agent_set_running
+ *    touches only deployed and running agents, so a pause or a retirement
+ *    by a person wins.
  */
 #ifndef AP_ORCH_TASK_H
 #define AP_ORCH_TASK_H
@@ -93,6 +101,10 @@ ap_rc ap_orch_task_row(ap_tx_t *tx, const char *tenant_id, const char *id, ap_ro
  * (from NULL: any non-terminal status). */
 ap_rc ap_orch_task_move(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row, const char *from,
                         const char *to, json_t *extra, ap_err_t *err);
+/* Sets agent_id running or deployed by its tasks in flight (decision 6);
+ * for a task handed to another agent without a move that settles it. */
+ap_rc ap_orch_task_settle_agent(ap_tx_t *tx, const char *tenant_id, const char *agent_id,
+                                ap_err_t *err);
 /* Terminal transition (decision 2).  status completed: output and
  * confidence; failed/cancelled: code and detail. */
 ap_rc ap_orch_task_finish(ap_tx_t *tx, const char *tenant_id, const ap_rows_t *row,

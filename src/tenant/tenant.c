@@ -20,7 +20,9 @@ static const char *const plans[] = {"free", "team", "business", "enterprise", NU
     {"max_agents", AP_JT_INT, false, false, NULL, 0, 0, 1000000},                           \
         {"max_agent_groups", AP_JT_INT, false, false, NULL, 0, 0, 1000000},                 \
         {"monthly_token_limit", AP_JT_INT, false, false, NULL, 0, 0, 1e15},                 \
-        {"storage_limit_gb", AP_JT_INT, false, false, NULL, 0, 0, 1000000}
+        {"storage_limit_gb", AP_JT_INT, false, false, NULL, 0, 0, 1000000},                 \
+        {"max_concurrent_tasks", AP_JT_INT, false, false, NULL, 0, 0, 10000},              \
+        {"task_weight", AP_JT_INT, false, false, NULL, 0, 1, 100}
 
 const ap_jfield_t ap_tenant_create_fields[] = {
     {"name", AP_JT_STRING, true, false, NULL, 200, 0, 0},
@@ -38,11 +40,12 @@ const ap_jfield_t ap_tenant_update_fields[] = {
 };
 
 static const char *const ent_names[] = {"max_agents", "max_agent_groups", "monthly_token_limit",
-                                        "storage_limit_gb", NULL};
+                                        "storage_limit_gb", "max_concurrent_tasks", "task_weight",
+                                        NULL};
 
 #define TENANT_COLS                                                                         \
     "id, name, slug, plan, status, max_agents, max_agent_groups, monthly_token_limit,"      \
-    " storage_limit_gb, created_at, updated_at, suspended_at, deleted_at"
+    " storage_limit_gb, max_concurrent_tasks, task_weight, created_at, updated_at, suspended_at, deleted_at"
 
 static json_t *tenant_json(const ap_rows_t *r, int i) {
     json_t *o = ap_rows_json(r, i, ent_names);
@@ -110,14 +113,17 @@ ap_rc ap_tenant_create(ap_tx_t *tx, const ap_actor_t *actor, json_t *in, json_t 
                     AP_VINT(ap_json_int(in, "max_agent_groups", 5)),
                     AP_VINT(ap_json_int(in, "monthly_token_limit", 1000000)),
                     AP_VINT(ap_json_int(in, "storage_limit_gb", 10)),
+                    AP_VINT(ap_json_int(in, "max_concurrent_tasks", 0)),
+                    AP_VINT(ap_json_int(in, "task_weight", 1)),
                     AP_VTEXT(now),
                     AP_VTEXT(now)};
     ap_rows_t rows;
     ap_rc rc = ap_tx_query(tx,
                            "INSERT INTO tenants (id, name, slug, plan, max_agents, max_agent_groups,"
-                           " monthly_token_limit, storage_limit_gb, created_at, updated_at)"
-                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " TENANT_COLS,
-                           p, 10, &rows, err);
+                           " monthly_token_limit, storage_limit_gb, max_concurrent_tasks, task_weight,"
+                           " created_at, updated_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " TENANT_COLS,
+                           p, 12, &rows, err);
     if (rc == AP_ERR_CONFLICT)
         return ap_err_set(err, AP_ERR_CONFLICT, "conflict", "slug already in use",
                           "choose another slug", "a tenant with slug \"%s\" exists", slug);
@@ -199,6 +205,10 @@ ap_rc ap_tenant_update(ap_tx_t *tx, const ap_actor_t *actor, const char *id, jso
             : AP_VNULL,
         ap_json_has(in, "storage_limit_gb") ? AP_VINT(ap_json_int(in, "storage_limit_gb", 0))
                                             : AP_VNULL,
+        ap_json_has(in, "max_concurrent_tasks")
+            ? AP_VINT(ap_json_int(in, "max_concurrent_tasks", 0))
+            : AP_VNULL,
+        ap_json_has(in, "task_weight") ? AP_VINT(ap_json_int(in, "task_weight", 1)) : AP_VNULL,
         AP_VTEXT(now),
         AP_VTEXT(id)};
     rc = ap_tx_query(tx,
@@ -206,9 +216,11 @@ ap_rc ap_tenant_update(ap_tx_t *tx, const ap_actor_t *actor, const char *id, jso
                      " max_agents = COALESCE(?, max_agents),"
                      " max_agent_groups = COALESCE(?, max_agent_groups),"
                      " monthly_token_limit = COALESCE(?, monthly_token_limit),"
-                     " storage_limit_gb = COALESCE(?, storage_limit_gb), updated_at = ?"
+                     " storage_limit_gb = COALESCE(?, storage_limit_gb),"
+                     " max_concurrent_tasks = COALESCE(?, max_concurrent_tasks),"
+                     " task_weight = COALESCE(?, task_weight), updated_at = ?"
                      " WHERE id = ? RETURNING " TENANT_COLS,
-                     p, 8, &rows, err);
+                     p, 10, &rows, err);
     if (rc) return rc;
     ap_audit_event_t ev = {"tenant.update", "tenant", id, "success", in};
     rc = ap_audit_append(tx, id, actor, &ev, NULL, err);

@@ -6,7 +6,9 @@
  *    suspended or deleted tenant keeps its data; its keys are refused.
  * 2. Entitlements are stored now and enforced by each feature as it lands:
  *    max_agents 10, max_agent_groups 5, monthly_token_limit 1,000,000,
- *    storage_limit_gb 10 by default.
+ *    storage_limit_gb 10 by default; max_concurrent_tasks 0 (the platform's
+ *    --task-tenant-quota, which is also its ceiling) and task_weight 1
+ *    (the tenant's weight in the task scheduler), read by the runner.
  * 3. Inputs are JSON objects already checked against the field tables in
  *    ap_tenant_create_fields / ap_tenant_update_fields.  Every change
  *    writes an audit entry to the tenant's own chain in the same

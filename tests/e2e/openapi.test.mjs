@@ -192,7 +192,8 @@ test('the validator rejects bodies that do not match', () => {
     id: '01a1fdbf-3d89-76ec-bead-48a9d4821d0f', name: 'Acme', slug: 'acme', plan: 'free',
     status: 'active', created_at: '2026-11-21T10:55:31.209Z', updated_at: '2026-11-21T10:55:31.209Z',
     suspended_at: null, deleted_at: null,
-    entitlements: { max_agents: 10, max_agent_groups: 5, monthly_token_limit: 1000000, storage_limit_gb: 10 },
+    entitlements: { max_agents: 10, max_agent_groups: 5, monthly_token_limit: 1000000, storage_limit_gb: 10,
+      max_concurrent_tasks: 0, task_weight: 1 },
   };
   const page = { data: [tenant], next_cursor: null };
   const schema = { $ref: '#/components/schemas/TenantPage' };

@@ -374,6 +374,72 @@ test('a tenant flooding the queue does not starve another', async () => {
   } finally { await s.stop(); }
 });
 
+test('max_concurrent_tasks 1: the tenant runs one task at a time, another tenant several', async () => {
+  const s = await startServer({ env: { AP_TASK_WORKERS: '4', AP_TASK_STEP_DELAY_MS: '60' } });
+  try {
+    const A = await tenantWithKeys(s, 'One At A Time');
+    const B = await tenantWithKeys(s, 'Several At Once');
+    const pa = await s.request('PATCH', `/api/v1/tenants/${A.id}`, { body: { max_concurrent_tasks: 1, task_weight: 2 } });
+    assert.equal(pa.status, 200, pa.text);
+    assert.equal(pa.body.entitlements.max_concurrent_tasks, 1);
+    assert.equal(pa.body.entitlements.task_weight, 2);
+    const bad = await s.request('PATCH', `/api/v1/tenants/${A.id}`, { body: { task_weight: 0 } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.detail, /task_weight/);
+    const wa = addAgent(s, A.id, { name: 'Serial worker', role: 'worker' });
+    const wb = addAgent(s, B.id, { name: 'Parallel worker', role: 'worker' });
+    const ids = { [A.id]: [], [B.id]: [] };
+    for (let i = 0; i < 4; i++) {
+      ids[A.id].push((await create({ assigned_agent_id: wa, objective: `Serial item ${i}` }, A.keys.operator, s, A)).id);
+      ids[B.id].push((await create({ assigned_agent_id: wb, objective: `Parallel item ${i}` }, B.keys.operator, s, B)).id);
+    }
+    const most = { [A.id]: 0, [B.id]: 0 };
+    const deadline = Date.now() + 30000;
+    for (let finished = false; !finished && Date.now() < deadline;) {
+      finished = true;
+      for (const T2 of [A, B]) {
+        const l = await s.request('GET', '/api/v1/tasks?limit=500', { key: T2.keys.viewer });
+        assert.equal(l.status, 200, l.text);
+        const mine = l.body.data.filter((x) => ids[T2.id].includes(x.id));
+        const active = mine.filter((x) => x.status === 'thinking' || x.status === 'executing').length;
+        most[T2.id] = Math.max(most[T2.id], active);
+        if (mine.some((x) => !TERMINAL.includes(x.status))) finished = false;
+      }
+    }
+    for (const id of [...ids[A.id], ...ids[B.id]]) {
+      const key = ids[A.id].includes(id) ? A.keys.viewer : B.keys.viewer;
+      assert.equal((await s.request('GET', `/api/v1/tasks/${id}`, { key })).body.status, 'completed');
+    }
+    assert.equal(most[A.id], 1, 'A never ran two tasks at once');
+    assert.ok(most[B.id] >= 2, `B ran up to ${most[B.id]} at once (platform quota 3)`);
+  } finally { await s.stop(); }
+});
+
+test('an agent is running while a task of its is in flight (even waiting for approval), deployed after; a pause wins', async () => {
+  const agentOf = async (id) => (await srv.request('GET', api(`/agents/${id}`), { key: T.keys.viewer })).body;
+  const gated = addAgent(srv, T.id, { name: 'Status gated', role: 'analyst', autonomy: 'approval_required' });
+  assert.equal((await agentOf(gated)).status, 'deployed');
+  const g = await create({ assigned_agent_id: gated, objective: 'Summarise the month' });
+  await waitTask(srv, api(`/tasks/${g.id}`), (v) => v.status === 'waiting_input');
+  assert.equal((await agentOf(gated)).status, 'running', 'waiting for an approval is in flight');
+  assert.equal((await srv.request('POST', api(`/tasks/${g.id}:approve`), { key: T.keys.tenant_admin })).status, 200);
+  assert.equal((await done(g.id)).status, 'completed');
+  assert.equal((await agentOf(gated)).status, 'deployed');
+  // two tasks: the agent stays running until the last one ends
+  const w = addAgent(srv, T.id, { name: 'Status reviewer-bound', role: 'writer' });
+  const a = await create({ assigned_agent_id: w, objective: 'Write a haiku', requires_approval: true });
+  const b = await create({ assigned_agent_id: w, objective: 'Write a limerick', requires_approval: true });
+  for (const x of [a, b]) await waitTask(srv, api(`/tasks/${x.id}`), (v) => v.status === 'reviewing');
+  assert.equal((await agentOf(w)).status, 'running');
+  assert.equal((await srv.request('POST', api(`/tasks/${a.id}:approve`), { key: T.keys.tenant_admin })).status, 200);
+  assert.equal((await agentOf(w)).status, 'running', 'one task still in review');
+  // a person pauses it: the end of its last task leaves it paused
+  const p = await srv.request('POST', api(`/agents/${w}:pause`), { key: T.keys.tenant_admin });
+  assert.equal(p.status, 200, p.text);
+  assert.equal((await srv.request('POST', api(`/tasks/${b.id}:reject`), { key: T.keys.tenant_admin, body: {} })).status, 200);
+  assert.equal((await agentOf(w)).status, 'paused');
+});
+
 test('a provider outage falls back (AP_FALLBACK_MODELS) and the task completes', async () => {
   const s = await startServer({ env: {
     AP_TASK_MODEL: 'openai/gpt-4o-mini',

@@ -23,6 +23,7 @@ test('create, get, list, update a tenant with default entitlements', async () =>
   assert.equal(c.body.slug, 'globex-corporation');
   assert.deepEqual(c.body.entitlements, {
     max_agents: 10, max_agent_groups: 5, monthly_token_limit: 1000000, storage_limit_gb: 10,
+    max_concurrent_tasks: 0, task_weight: 1,
   });
   assert.equal(c.headers.get('location'), `/api/v1/tenants/${c.body.id}`);
   const g = await srv.request('GET', `/api/v1/tenants/${c.body.id}`);

@@ -83,7 +83,7 @@ static void test_sched_fair_across_tenants(void **state) {
     assert_in_range(b, 19, 21);
     assert_int_equal(a + b, 40);
     /* a weight of 3 gives three times the share */
-    ap_sched_set_share(s, TB, 0, 3.0);
+    ap_sched_set_share(s, TB, 0, -1, 3.0);
     a = b = 0;
     for (int i = 0; i < 40; i++) {
         assert_true(ap_sched_pop(s, t, got));
@@ -111,6 +111,79 @@ static void test_sched_quota(void **state) {
     assert_true(ap_sched_pop(s, t, got));
     assert_string_equal(got, "b-bg");
     assert_false(ap_sched_pop(s, t, got));
+    ap_sched_done(s, TA);
+    assert_true(ap_sched_pop(s, t, got));
+    assert_string_equal(t, TA);
+    ap_sched_free(s);
+}
+
+/* A tenant's own quota (its max_concurrent_tasks) holds before it has work,
+ * while it is idle, and when lowered below what runs now. */
+static void test_sched_tenant_quota(void **state) {
+    (void)state;
+    ap_sched_t *s = ap_sched_new(3);
+    char id[AP_SCHED_ID_LEN], t[AP_SCHED_ID_LEN], got[AP_SCHED_ID_LEN];
+    assert_false(ap_sched_has_share(s, TA));
+    ap_sched_set_share(s, TA, 1, 1, 0); /* set before A has any task */
+    assert_true(ap_sched_has_share(s, TA));
+    assert_false(ap_sched_has_share(s, TB));
+    for (int i = 0; i < 4; i++) {
+        id_of(i, id);
+        ap_sched_push(s, TA, id, 2);
+        snprintf(id, sizeof id, "b-%d", i);
+        if (i < 3) ap_sched_push(s, TB, id, 2);
+    }
+    int a = 0, b = 0;
+    while (ap_sched_pop(s, t, got)) strcmp(t, TA) == 0 ? a++ : b++;
+    assert_int_equal(a, 1); /* A: its own quota */
+    assert_int_equal(b, 3); /* B: the default */
+    /* A's task ends: one more of A, never two at once */
+    ap_sched_done(s, TA);
+    assert_true(ap_sched_pop(s, t, got));
+    assert_string_equal(t, TA);
+    assert_false(ap_sched_pop(s, t, got));
+    /* idle (dropped from the table) and back: the share still holds */
+    ap_sched_done(s, TA);
+    while (ap_sched_pop(s, t, got)) assert_string_equal(t, TA), ap_sched_done(s, TA);
+    for (int i = 10; i < 13; i++) {
+        id_of(i, id);
+        ap_sched_push(s, TA, id, 2);
+    }
+    assert_true(ap_sched_pop(s, t, got));
+    assert_false(ap_sched_pop(s, t, got));
+    /* raised to 2: a second one runs at once */
+    ap_sched_set_share(s, TA, 2, 2, 0);
+    assert_true(ap_sched_pop(s, t, got));
+    assert_string_equal(t, TA);
+    assert_false(ap_sched_pop(s, t, got));
+    /* lowered to 1 while 2 run: none until both of those ended */
+    ap_sched_set_share(s, TA, 1, 1, 0);
+    ap_sched_done(s, TA);
+    assert_false(ap_sched_pop(s, t, got));
+    ap_sched_done(s, TA);
+    assert_true(ap_sched_pop(s, t, got));
+    ap_sched_free(s);
+
+    /* a task waiting on its model call holds no runner: without a limit
+     * of tasks in flight another one runs; with max_concurrent_tasks 1 not */
+    s = ap_sched_new(1);
+    ap_sched_set_share(s, TA, 1, 1, 0);
+    for (int i = 0; i < 2; i++) {
+        id_of(i, id);
+        ap_sched_push(s, TA, id, 2);
+        snprintf(id, sizeof id, "b-%d", i);
+        ap_sched_push(s, TB, id, 2);
+    }
+    assert_true(ap_sched_pop(s, t, got));
+    assert_true(ap_sched_pop(s, t, got));
+    assert_false(ap_sched_pop(s, t, got)); /* both at their runner quota */
+    ap_sched_await(s, TA, true);
+    ap_sched_await(s, TB, true);
+    assert_true(ap_sched_pop(s, t, got));
+    assert_string_equal(t, TB);
+    assert_false(ap_sched_pop(s, t, got));
+    /* A's call came back and its task ended: A's next one runs */
+    ap_sched_await(s, TA, false);
     ap_sched_done(s, TA);
     assert_true(ap_sched_pop(s, t, got));
     assert_string_equal(t, TA);
@@ -460,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_sched_priority_within_tenant),
         cmocka_unit_test(test_sched_fair_across_tenants),
         cmocka_unit_test(test_sched_quota),
+        cmocka_unit_test(test_sched_tenant_quota),
         cmocka_unit_test(test_delegation_runs_to_completion),
         cmocka_unit_test(test_crash_at_any_point_loses_and_repeats_nothing),
         cmocka_unit_test(test_cancel_cascades_and_stops_the_runner),
