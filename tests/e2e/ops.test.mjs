@@ -125,7 +125,13 @@ test('/metrics passes promtool after traffic and counts requests by route and st
   const base = sample(before1, 'agentprov_http_requests_total', { ...route, status: '200' }) ?? 0;
   const hbase = sample(before1, 'agentprov_http_request_duration_seconds_count', route) ?? 0;
   for (let i = 0; i < 3; i++) assert.equal((await srv.request('GET', `/api/v1/tenants/${t.id}/users`)).status, 200);
-  const text = await metrics(srv);
+  // a request is counted when it completes (after its answer is sent), so
+  // the last one may land a moment after the client has read it
+  let text = await metrics(srv);
+  for (let i = 0; i < 100 && sample(text, 'agentprov_http_request_duration_seconds_count', route) !== hbase + 3; i++) {
+    await sleep(20);
+    text = await metrics(srv);
+  }
 
   const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
