@@ -159,8 +159,20 @@ test('an agent granted an MCP tool of server-everything (stdio) calls it; the re
   // under autonomy "supervised" the call waits for a person's approval
   const s = agent('Supervised Echoer', ['mcp:everything/echo'], { fakeModel: true, autonomy: 'supervised' });
   const t2r = await srv.request('POST', `/api/v1/tenants/${T.id}/tasks`, {
-    key: T.keys.operator, body: { assigned_agent_id: s, objective: 'Echo', ...scripted('mcp__everything__echo:{"message":"hi"}') },
+    key: T.keys.operator, body: { assigned_agent_id: s, objective: 'Echo', ...scripted('mcp__everything__echo:{"message":"hi"}'), max_steps: 8 },
   });
   const t2 = await waitTask(srv, `/api/v1/tenants/${T.id}/tasks/${t2r.body.id}`, (x) => x.status === 'waiting_input', 20000);
   assert.equal(t2.approval_state, 'pending');
+  assert.ok(!(await steps(t2.id)).some((s) => s.kind === 'tool_result'), 'nothing ran before the approval');
+  const ap = await srv.request('POST', `/api/v1/tenants/${T.id}/tasks/${t2.id}:approve`, { key: T.keys.tenant_admin, body: {} });
+  assert.equal(ap.status, 200, ap.text);
+  // approved, the call runs (and the scripted model asks again: the next call waits again)
+  const end = Date.now() + 20000;
+  let r2;
+  while (Date.now() < end && !r2) {
+    r2 = (await steps(t2.id)).find((s) => s.kind === 'tool_result' && s.name === 'mcp__everything__echo');
+    if (!r2) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.ok(r2, 'the approved call ran: ' + JSON.stringify((await steps(t2.id)).map((s) => [s.kind, s.name, s.state, s.result])) + JSON.stringify((await srv.request('GET', `/api/v1/tenants/${T.id}/tasks/${t2.id}`)).body));
+  assert.equal(r2.result.content.output, 'Echo: hi');
 });
