@@ -25,14 +25,10 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "core/crypto.h"
-#include "core/log.h"
 #include "core/time.h"
 #include "http/server.h"
 #include "llm/call.h"
-#include "llm/providers/builtin.h"
 #include "llm/router.h"
-#include "llm/breaker.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
 #include "llm/wire.h"
@@ -144,7 +140,8 @@ static ap_llm_call_env_t call_env(ap_req_t *r) {
                                .upstream = r->app->upstream,
                                .usage = r->app->usage,
                                .breaker = r->app->breaker,
-                               .master_key = r->app->master_key};
+                               .master_key = r->app->master_key,
+                               .cache = r->app->llm_cache};
 }
 
 static void chat(ap_req_t *r, ap_wire_kind client) {
@@ -296,8 +293,8 @@ void ap_h_gw_embeddings(ap_req_t *r) {
     int64_t chars = 0;
     for (int i = 0; i < g->req.ninputs; i++) chars += (int64_t)strlen(g->req.inputs[i]);
     ap_llm_error_t lerr;
-    if (ap_llm_call_budget(r->app->db, r->arena, r->principal->tenant_id, &r->actor, &g->route,
-                           chars, 1, &lerr, &err)) {
+    if (ap_llm_call_budget(r->app->llm_cache, r->app->db, r->arena, r->principal->tenant_id,
+                           &r->actor, &g->route, chars, 1, &lerr, &err)) {
         answer_start_err(r, AP_WIRE_OPENAI, &err);
         return;
     }

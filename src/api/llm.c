@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "http/server.h"
+#include "llm/cache.h"
 #include "llm/catalog.h"
 
 /* An optional query parameter; "" counts as absent. */
@@ -126,6 +127,7 @@ void ap_h_llm_model_create(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, NULL, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_catalog_model_create(tx, &r->actor, in, &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, NULL, AP_LLM_CACHE_ALL);
     json_decref(in);
     ap_api_done(r, rc, &err, 201, out);
 }
@@ -139,6 +141,7 @@ void ap_h_llm_model_update(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, NULL, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_catalog_model_update(tx, &r->actor, in, &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, NULL, AP_LLM_CACHE_ALL);
     json_decref(in);
     ap_api_done(r, rc, &err, 200, out);
 }
@@ -153,6 +156,7 @@ void ap_h_llm_model_deactivate(ap_req_t *r) {
     if (!rc)
         rc = ap_catalog_model_deactivate(tx, &r->actor, ap_json_str(in, "id"), &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, NULL, AP_LLM_CACHE_ALL);
     json_decref(in);
     ap_api_done(r, rc, &err, 200, out);
 }
@@ -166,6 +170,7 @@ void ap_h_llm_private_create(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_catalog_private_create(tx, r->tenant_id, &r->actor, in, &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
     json_decref(in);
     ap_api_done(r, rc, &err, 201, out);
 }
@@ -200,5 +205,6 @@ void ap_h_llm_private_delete(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_catalog_private_delete(tx, r->tenant_id, &r->actor, id, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
     ap_api_done(r, rc, &err, 204, NULL);
 }

@@ -10,6 +10,7 @@
  */
 #include "api/api.h"
 #include "http/server.h"
+#include "llm/cache.h"
 #include "llm/config.h"
 
 void ap_h_llm_config_create(ap_req_t *r) {
@@ -21,6 +22,7 @@ void ap_h_llm_config_create(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_llm_config_create(tx, r->tenant_id, &r->actor, r->app->master_key, in, &out, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
     json_decref(in);
     ap_api_done(r, rc, &err, 201, out);
 }
@@ -69,6 +71,7 @@ void ap_h_llm_config_update(ap_req_t *r) {
     if (!rc) rc = ap_llm_config_update(tx, r->tenant_id, &r->actor, r->app->master_key, id, in, &out,
                                    &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
     json_decref(in);
     ap_api_done(r, rc, &err, 200, out);
 }
@@ -81,5 +84,6 @@ void ap_h_llm_config_delete(ap_req_t *r) {
     ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_WRITE, r->arena, &tx, &err);
     if (!rc) rc = ap_llm_config_delete(tx, r->tenant_id, &r->actor, id, &err);
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
     ap_api_done(r, rc, &err, 204, NULL);
 }

@@ -4,9 +4,9 @@
  * 1. Streams live in a list under the hub mutex; the hub thread takes a
  *    snapshot of the work to do, writes without the lock (stream writes
  *    only append to the connection's buffer), then prunes.
- * 2. A stream ends once: client gone (on_gone or a failed write), its task
- *    finished, or the hub stopping; the hub thread alone closes and
- *    releases it.
+ * 2. A stream ends once: client gone (ap_req_client_gone or a failed
+ *    write, checked at each wake-up and heartbeat), its task finished, or
+ *    the hub stopping; the hub thread alone closes and releases it.
  */
 #include "api/sse.h"
 
@@ -50,13 +50,6 @@ static void on_bus(void *ud, const char *tenant_id) {
         }
     if (h->any_dirty) pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
-}
-
-static void on_gone(void *ud) {
-    stream_t *s = ud;
-    /* the hub pointer is not needed: the flag is read under the hub lock
-     * by the only reader, which also wakes at least every heartbeat */
-    __atomic_store_n(&s->gone, true, __ATOMIC_RELEASE);
 }
 
 static bool terminal_event(const stream_t *s, json_t *ev) {
@@ -130,10 +123,13 @@ static void *hub_main(void *arg) {
             bool dirty = s->dirty;
             s->dirty = false;
             pthread_mutex_unlock(&h->mu);
-            bool gone = __atomic_load_n(&s->gone, __ATOMIC_ACQUIRE);
+            /* a client that left is noticed here (or by a failed write), at
+             * the latest at the next heartbeat: no callback can race the
+             * stream's release */
+            bool gone = s->gone || ap_req_client_gone(s->r);
             if (!gone && !s->ended && dirty) gone = !feed(h, s);
             if (!gone && !s->ended && hb) gone = !ap_req_stream_write(s->r, ": keep-alive\n\n", 14);
-            if (gone) __atomic_store_n(&s->gone, true, __ATOMIC_RELEASE);
+            if (gone) s->gone = true;
             pthread_mutex_lock(&h->mu);
         }
         stream_t **pp = &h->streams;
@@ -199,7 +195,7 @@ void ap_sse_hub_add(ap_sse_hub_t *h, ap_req_t *r, const char *tenant_id,
     s->dirty = true;
     ap_resp_header(r, "cache-control", "no-cache");
     ap_resp_header(r, "x-accel-buffering", "no");
-    ap_req_async_begin(r, on_gone, s);
+    ap_req_async_begin(r, NULL, NULL);
     ap_req_stream_open(r, 200, "text/event-stream");
     ap_req_stream_write(r, ": stream open\n\n", 15);
     pthread_mutex_lock(&h->mu);

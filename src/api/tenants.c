@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "http/server.h"
+#include "llm/cache.h"
 #include "tenant/tenant.h"
 
 static void in_platform_tx(ap_req_t *r, json_t *in, ap_tenant_op op, bool transition) {
@@ -24,6 +25,7 @@ static void in_platform_tx(ap_req_t *r, json_t *in, ap_tenant_op op, bool transi
             rc = ap_tenant_update(tx, &r->actor, r->tenant_id, in, &out, &err);
     }
     if (!rc) rc = ap_tx_commit(tx, &err);
+    if (!rc) ap_llm_cache_invalidate(r->app->llm_cache, r->tenant_id, AP_LLM_CACHE_ALL);
     ap_api_done(r, rc, &err, 200, out);
 }
 

@@ -44,6 +44,7 @@
 #include "http/idempotency.h"
 #include "identity/apikey.h"
 #include "llm/breaker.h"
+#include "llm/cache.h"
 #include "llm/upstream.h"
 #include "memory/memory.h"
 #include "llm/usage.h"
@@ -390,28 +391,34 @@ int ap_cmd_serve(int argc, char **argv) {
     };
     const char *bt = getenv("AP_BREAKER_THRESHOLD"), *bo = getenv("AP_BREAKER_OPEN_MS");
     app.breaker = ap_breaker_new(bt ? atoi(bt) : 0, bo ? atoll(bo) : 0);
+    /* routes and budget totals, fresh for AP_LLM_CACHE_MS (llm/cache.h) */
+    const char *cm = getenv("AP_LLM_CACHE_MS");
+    app.llm_cache = ap_llm_cache_new(cm && *cm ? atoll(cm) : 2000);
     if (ap_upstream_new(&app.upstream, &err) || ap_usage_writer_new(db, &app.usage, &err)) {
         ap_cmd_print_err(&err);
         ap_upstream_free(app.upstream);
         ap_breaker_free(app.breaker);
+        ap_llm_cache_free(app.llm_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         ap_mcp_allowlist_free(mcp_allow);
         return 1;
     }
+    ap_usage_writer_set_cache(app.usage, app.llm_cache);
     app.bus = ap_bus_new();
     app.sse = ap_sse_hub_new(db, app.bus, sse_hb);
     /* agents' model calls go through the same service as the gateway */
     static ap_llm_call_env_t call_env;
     call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
-                                   .breaker = app.breaker, .master_key = master_key};
+                                   .breaker = app.breaker, .master_key = master_key,
+                                   .cache = app.llm_cache};
     ap_mem_opts_t mo = {.db = db, .upstream = app.upstream};
     ap_mem_new(&mo, &app.memory, &err);
     /* agents' memory and MCP tools (orch/tools_ext.h) */
     static ap_orch_ext_t task_ext;
     task_ext = (ap_orch_ext_t){.db = db, .mem = app.memory, .master_key = master_key};
     if (task_workers > 0) {
-        ap_orch_runner_opts_t ro = {.ext = &task_ext,.db = db, .bus = app.bus, .workers = task_workers,
+        ap_orch_runner_opts_t ro = {.ext = &task_ext, .db = db, .bus = app.bus, .workers = task_workers,
                                     .tenant_quota = task_quota, .lease_ms = task_lease,
                                     .scan_ms = task_scan, .step_delay_ms = task_delay,
                                     .model = ap_orch_model_llm, .model_ud = &call_env,
@@ -437,6 +444,7 @@ int ap_cmd_serve(int argc, char **argv) {
         ap_upstream_free(app.upstream);
         ap_usage_writer_free(app.usage);
         ap_breaker_free(app.breaker);
+        ap_llm_cache_free(app.llm_cache);
         ap_metrics_free(app.metrics);
         ap_db_close(db);
         ap_mcp_allowlist_free(mcp_allow);
@@ -474,6 +482,7 @@ int ap_cmd_serve(int argc, char **argv) {
     ap_mem_free(app.memory);
     ap_usage_writer_free(app.usage); /* flushes the last records */
     ap_breaker_free(app.breaker);
+    ap_llm_cache_free(app.llm_cache);
     pthread_mutex_lock(&job.mu);
     job.stop = true;
     pthread_cond_signal(&job.cv);

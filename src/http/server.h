@@ -31,6 +31,7 @@ struct ap_orch_runner;
 struct ap_bus;
 struct ap_sse_hub;
 struct ap_mem;
+struct ap_llm_cache;
 
 struct ap_app {
     ap_db_t *db;
@@ -41,6 +42,7 @@ struct ap_app {
     struct ap_bus *bus;              /* event announcements (events/event.h), or NULL */
     struct ap_sse_hub *sse;          /* event streams (api/sse.h), or NULL */
     struct ap_mem *memory;           /* agent memory service (memory/memory.h) */
+    struct ap_llm_cache *llm_cache;  /* routes and budget totals (llm/cache.h), or NULL */
     const ap_route_t *routes;
     ap_metrics_t *metrics;
     int64_t started_ms;

@@ -15,6 +15,8 @@
  */
 #include "llm/budget.h"
 
+#include "llm/cache.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,31 +142,25 @@ static void threshold_events(ap_db_t *db, const char *tenant_id, const ap_actor_
     ap_arena_free(a);
 }
 
-ap_rc ap_budget_check(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const ap_actor_t *actor,
-                      const ap_budget_limits_t *limits, int64_t est_tokens, double est_usd,
-                      ap_budget_verdict_t *out, ap_err_t *err) {
-    memset(out, 0, sizeof *out);
-    int64_t now = ap_now_ms();
-    time_t secs = (time_t)(now / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char day_start[AP_TIME_LEN], month_start[AP_TIME_LEN], next_day[AP_TIME_LEN],
-        next_month[AP_TIME_LEN], day[16], month[16];
-    struct tm d = {.tm_year = tm.tm_year, .tm_mon = tm.tm_mon, .tm_mday = tm.tm_mday};
-    int64_t day_ms = (int64_t)timegm(&d) * 1000;
-    d = (struct tm){.tm_year = tm.tm_year, .tm_mon = tm.tm_mon, .tm_mday = 1};
-    int64_t month_ms = (int64_t)timegm(&d) * 1000;
-    d = (struct tm){.tm_year = tm.tm_year, .tm_mon = tm.tm_mon + 1, .tm_mday = 1};
-    int64_t next_month_ms = (int64_t)timegm(&d) * 1000;
-    ap_time_format(day_ms, day_start);
-    ap_time_format(month_ms, month_start);
-    ap_time_format(day_ms + 86400000, next_day);
-    ap_time_format(next_month_ms, next_month);
-    snprintf(day, sizeof day, "%.10s", day_start);
-    snprintf(month, sizeof month, "%.7s", month_start);
-    char month_day1[16];
-    snprintf(month_day1, sizeof month_day1, "%.10s", month_start);
+/* What the check reads: the tenant's token limit and its spending this
+ * day and month — through the cache when there is one (cache.h; the usage
+ * writer invalidates a tenant's totals after writing its records). */
+typedef struct {
+    double token_limit; /* < 0: none */
+    double day_cost, month_cost, month_tokens;
+} totals_t;
 
+static ap_rc read_totals(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                         const char *tenant_id, const char *day, const char *month_day1,
+                         totals_t *t, ap_err_t *err) {
+    void *blob;
+    size_t len;
+    if (ap_llm_cache_get(cache, AP_LLM_CACHE_BUDGET, tenant_id, day, a, &blob, &len) &&
+        len == sizeof *t) {
+        memcpy(t, blob, sizeof *t);
+        return AP_OK;
+    }
+    uint64_t gen = ap_llm_cache_gen(cache, AP_LLM_CACHE_BUDGET, tenant_id);
     ap_tx_t *tx;
     ap_rows_t rows;
     ap_rc rc = ap_db_begin(db, tenant_id, AP_TX_READ, a, &tx, err);
@@ -180,15 +176,93 @@ ap_rc ap_budget_check(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const a
     ap_tx_rollback(tx);
     if (rc) return rc;
     const char *tl = ap_rows_get(&rows, 0, "token_limit");
+    *t = (totals_t){.token_limit = tl ? num(tl) : -1,
+                    .day_cost = num(ap_rows_get(&rows, 0, "day_cost")),
+                    .month_cost = num(ap_rows_get(&rows, 0, "month_cost")),
+                    .month_tokens = num(ap_rows_get(&rows, 0, "month_tokens"))};
+    ap_llm_cache_put(cache, gen, AP_LLM_CACHE_BUDGET, tenant_id, day, t, sizeof *t);
+    return AP_OK;
+}
+
+typedef struct {
+    int64_t tokens;
+    double cost;
+} delta_t;
+
+static void add_delta(void *val, size_t len, void *ud) {
+    const delta_t *d = ud;
+    if (len != sizeof(totals_t)) return;
+    totals_t *t = val;
+    t->day_cost += d->cost;
+    t->month_cost += d->cost;
+    t->month_tokens += (double)d->tokens;
+}
+
+void ap_budget_cache_add(struct ap_llm_cache *cache, const char *tenant_id, const char *day,
+                         int64_t tokens, double cost_usd) {
+    if (!cache) return;
+    char today[AP_TIME_LEN];
+    ap_time_format(ap_now_ms(), today);
+    if (strncmp(day, today, 10) != 0) {
+        ap_llm_cache_invalidate(cache, tenant_id, AP_LLM_CACHE_BUDGET);
+        return;
+    }
+    char key[11];
+    memcpy(key, day, 10);
+    key[10] = '\0';
+    delta_t d = {tokens, cost_usd};
+    ap_llm_cache_update(cache, AP_LLM_CACHE_BUDGET, tenant_id, key, add_delta, &d);
+}
+
+ap_rc ap_budget_check(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const ap_actor_t *actor,
+                      const ap_budget_limits_t *limits, int64_t est_tokens, double est_usd,
+                      ap_budget_verdict_t *out, ap_err_t *err) {
+    return ap_budget_check_cached(NULL, db, a, tenant_id, actor, limits, est_tokens, est_usd, out,
+                                  err);
+}
+
+ap_rc ap_budget_check_cached(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                             const char *tenant_id, const ap_actor_t *actor,
+                             const ap_budget_limits_t *limits, int64_t est_tokens, double est_usd,
+                             ap_budget_verdict_t *out, ap_err_t *err) {
+    memset(out, 0, sizeof *out);
+    int64_t now = ap_now_ms();
+    time_t secs = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char day[16], month[16], month_day1[16];
+    snprintf(day, sizeof day, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100);
+    memcpy(month, day, 7);
+    month[7] = '\0';
+    memcpy(month_day1, day, 8);
+    memcpy(month_day1 + 8, "01", 3);
+    /* reset times are formatted only when a verdict or an event needs them */
+    char next_day[AP_TIME_LEN] = "", next_month[AP_TIME_LEN] = "";
+    int64_t day_ms = 0, next_month_ms = 0;
+
+    totals_t t;
+    ap_rc rc = read_totals(cache, db, a, tenant_id, day, month_day1, &t, err);
+    if (rc) return rc;
     budget_t b[3] = {
-        {"monthly_token_limit", "tokens", month, tl ? num(tl) : -1,
-         num(ap_rows_get(&rows, 0, "month_tokens")), next_month},
-        {"budget_limit_daily", "USD", day, limits ? limits->daily_usd : -1,
-         num(ap_rows_get(&rows, 0, "day_cost")), next_day},
-        {"budget_limit_monthly", "USD", month, limits ? limits->monthly_usd : -1,
-         num(ap_rows_get(&rows, 0, "month_cost")), next_month},
+        {"monthly_token_limit", "tokens", month, t.token_limit, t.month_tokens, next_month},
+        {"budget_limit_daily", "USD", day, limits ? limits->daily_usd : -1, t.day_cost, next_day},
+        {"budget_limit_monthly", "USD", month, limits ? limits->monthly_usd : -1, t.month_cost,
+         next_month},
     };
     double est[3] = {(double)est_tokens, est_usd, est_usd};
+    bool need_times = false;
+    for (int i = 0; i < 3; i++)
+        if (b[i].limit >= 0 && (b[i].spent >= 0.8 * b[i].limit || b[i].spent + est[i] > b[i].limit))
+            need_times = true;
+    if (need_times) {
+        struct tm d = {.tm_year = tm.tm_year, .tm_mon = tm.tm_mon, .tm_mday = tm.tm_mday};
+        day_ms = (int64_t)timegm(&d) * 1000;
+        d = (struct tm){.tm_year = tm.tm_year, .tm_mon = tm.tm_mon + 1, .tm_mday = 1};
+        next_month_ms = (int64_t)timegm(&d) * 1000;
+        ap_time_format(day_ms + 86400000, next_day);
+        ap_time_format(next_month_ms, next_month);
+    }
     budget_t hit[6];
     int thr[6], nhit = 0;
     for (int i = 0; i < 3; i++) {

@@ -56,4 +56,20 @@ ap_rc ap_budget_check(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const a
                       const ap_budget_limits_t *limits, int64_t est_tokens, double est_usd,
                       ap_budget_verdict_t *out, ap_err_t *err);
 
+struct ap_llm_cache;
+
+/* The same, reading the tenant's limit and totals through cache
+ * (llm/cache.h; NULL: from the database).  Spending reaches the totals
+ * when the usage writer has written it, with or without the cache. */
+ap_rc ap_budget_check_cached(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                             const char *tenant_id, const ap_actor_t *actor,
+                             const ap_budget_limits_t *limits, int64_t est_tokens, double est_usd,
+                             ap_budget_verdict_t *out, ap_err_t *err);
+
+/* The usage writer's news: tokens and USD (priced calls) of one tenant
+ * were written for UTC day (YYYY-MM-DD).  Cached totals of that day take
+ * them in; a day other than today drops the tenant's totals instead. */
+void ap_budget_cache_add(struct ap_llm_cache *cache, const char *tenant_id, const char *day,
+                         int64_t tokens, double cost_usd);
+
 #endif

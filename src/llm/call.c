@@ -34,7 +34,6 @@ struct ap_llm_call {
     ap_arena_t *a;
     ap_llm_call_cb_t cb;
     char tenant_id[37], key_id[37], agent_id[37], task_id[37], request_id[37];
-    ap_actor_t actor;
     const char *headers[AP_LLM_CALL_MAX_HEADERS];
     int nheaders;
     ap_llm_req_t req;
@@ -98,7 +97,8 @@ int64_t ap_llm_prompt_chars(const ap_llm_req_t *req) {
     return n;
 }
 
-ap_rc ap_llm_call_budget(ap_db_t *db, ap_arena_t *a, const char *tenant_id,
+ap_rc ap_llm_call_budget(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                         const char *tenant_id,
                          const ap_actor_t *actor, const ap_llm_route_t *route,
                          int64_t prompt_chars, int64_t max_tokens, ap_llm_error_t *lerr,
                          ap_err_t *err) {
@@ -113,8 +113,8 @@ ap_rc ap_llm_call_budget(ap_db_t *db, ap_arena_t *a, const char *tenant_id,
     ap_budget_limits_t lim = {.daily_usd = route->budget_daily_usd,
                               .monthly_usd = route->budget_monthly_usd};
     static const ap_actor_t sys = {.type = "system", .id = "llm"};
-    if (ap_budget_check(db, a, tenant_id, actor ? actor : &sys, &lim, in_tok + out_tok, usd, &v,
-                        err))
+    if (ap_budget_check_cached(cache, db, a, tenant_id, actor ? actor : &sys, &lim,
+                               in_tok + out_tok, usd, &v, err))
         return ap_err_set(err, AP_ERR_UNAVAILABLE, "service-unavailable",
                           "cannot check the tenant's budget", "try again shortly",
                           "the budget store did not answer");
@@ -135,6 +135,13 @@ ap_rc ap_llm_call_budget(ap_db_t *db, ap_arena_t *a, const char *tenant_id,
 
 /* ---- metering and explanation ---------------------------------------- */
 
+/* s into dst[cap], cut to fit (the metering hot path: no printf). */
+static void copy_str(char *dst, size_t cap, const char *s) {
+    size_t n = s ? strnlen(s, cap - 1) : 0;
+    memcpy(dst, s ? s : "", n);
+    dst[n] = '\0';
+}
+
 static void record(ap_llm_call_t *c, const ap_llm_usage_t *u, const char *outcome,
                    ap_llm_errkind kind) {
     if (!c->env.usage) return;
@@ -147,18 +154,17 @@ static void record(ap_llm_call_t *c, const ap_llm_usage_t *u, const char *outcom
     memcpy(rec.agent_id, c->agent_id, sizeof rec.agent_id);
     memcpy(rec.task_id, c->task_id, sizeof rec.task_id);
     memcpy(rec.request_id, c->request_id, sizeof rec.request_id);
-    snprintf(rec.provider, sizeof rec.provider, "%s", info->provider);
-    snprintf(rec.model, sizeof rec.model, "%s", t->model);
+    copy_str(rec.provider, sizeof rec.provider, info->provider);
+    copy_str(rec.model, sizeof rec.model, t->model);
     rec.tokens = *u;
     rec.priced = info->priced;
     rec.cost_usd = info->priced ? ap_usage_cost(u, info->in_per_mtok, info->out_per_mtok) : 0;
     rec.latency_ms = (double)(ap_mono_ns() - c->t0) / 1e6;
     rec.ttft_ms = c->req.stream && c->t_first ? (double)(c->t_first - c->t0) / 1e6 : -1;
     rec.stream = c->req.stream;
-    snprintf(rec.outcome, sizeof rec.outcome, "%s", outcome);
-    if (kind != AP_LLM_OK)
-        snprintf(rec.error_kind, sizeof rec.error_kind, "%s", ap_llm_errkind_name(kind));
-    snprintf(rec.route, sizeof rec.route, "%s", c->explain.p ? c->explain.p : "");
+    copy_str(rec.outcome, sizeof rec.outcome, outcome);
+    if (kind != AP_LLM_OK) copy_str(rec.error_kind, sizeof rec.error_kind, ap_llm_errkind_name(kind));
+    copy_str(rec.route, sizeof rec.route, c->explain.p);
     ap_usage_record(c->env.usage, &rec);
 }
 
@@ -387,9 +393,6 @@ static void start_attempt(ap_llm_call_t *c) {
 
 /* ---- the API ----------------------------------------------------------- */
 
-static void copy_id(char *dst, size_t cap, const char *s) {
-    snprintf(dst, cap, "%s", s ? s : "");
-}
 
 ap_rc ap_llm_call_start(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *opts,
                         const ap_llm_req_t *req, const ap_llm_call_cb_t *cb,
@@ -400,11 +403,11 @@ ap_rc ap_llm_call_start(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *
     c->env = *env;
     c->a = a;
     c->cb = *cb;
-    copy_id(c->tenant_id, sizeof c->tenant_id, opts->tenant_id);
-    copy_id(c->key_id, sizeof c->key_id, opts->key_id);
-    copy_id(c->agent_id, sizeof c->agent_id, opts->agent_id);
-    copy_id(c->task_id, sizeof c->task_id, opts->task_id);
-    copy_id(c->request_id, sizeof c->request_id, opts->request_id);
+    copy_str(c->tenant_id, sizeof c->tenant_id, opts->tenant_id);
+    copy_str(c->key_id, sizeof c->key_id, opts->key_id);
+    copy_str(c->agent_id, sizeof c->agent_id, opts->agent_id);
+    copy_str(c->task_id, sizeof c->task_id, opts->task_id);
+    copy_str(c->request_id, sizeof c->request_id, opts->request_id);
     for (int i = 0; i < opts->nheaders && i < AP_LLM_CALL_MAX_HEADERS; i++)
         c->headers[c->nheaders++] = ap_arena_strdup(a, opts->headers[i]);
     c->req = *req;
@@ -412,8 +415,8 @@ ap_rc ap_llm_call_start(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *
     ap_llm_route_ctx_t rctx = {.agent_id = opts->agent_id,
                                .task_type = opts->task_type,
                                .metadata = opts->metadata ? opts->metadata : req->metadata};
-    ap_rc rc = ap_llm_route(env->db, a, opts->tenant_id, env->master_key, &c->req, &rctx,
-                            &c->route, err);
+    ap_rc rc = ap_llm_route_cached(env->cache, env->db, a, opts->tenant_id, env->master_key,
+                                   &c->req, &rctx, &c->route, err);
     if (rc) return rc;
     /* the configuration's defaults, where the request has none */
     if (!c->req.has_temperature && c->route.has_temperature) {
@@ -422,8 +425,7 @@ ap_rc ap_llm_call_start(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *
     }
     if (c->req.max_tokens <= 0 && c->route.max_tokens > 0) c->req.max_tokens = c->route.max_tokens;
     ap_llm_error_t lerr;
-    if (opts->actor) c->actor = *opts->actor;
-    rc = ap_llm_call_budget(env->db, a, opts->tenant_id, opts->actor, &c->route,
+    rc = ap_llm_call_budget(env->cache, env->db, a, opts->tenant_id, opts->actor, &c->route,
                             ap_llm_prompt_chars(&c->req), c->req.max_tokens, &lerr, err);
     if (rc) return rc;
     pthread_mutex_init(&c->mu, NULL);

@@ -6,7 +6,7 @@
  *
  * API (summary)
  *
- *   ap_llm_call_env_t env = {db, upstream, usage, breaker, master_key};
+ *   ap_llm_call_env_t env = {db, upstream, usage, breaker, master_key, cache};
  *   ap_llm_call_opts_t opts = {.arena = a, .tenant_id = t, .agent_id = …,
  *                              .task_id = …, .task_type = …, .metadata = …};
  *   ap_llm_call_cb_t cb = {.on_open = …, .on_delta = …, .on_done = …, .ud = …};
@@ -67,6 +67,7 @@
 struct ap_upstream;
 struct ap_usage_writer;
 struct ap_breaker;
+struct ap_llm_cache;
 
 /* What a call needs of the process (all borrowed; long-lived). */
 typedef struct {
@@ -75,6 +76,7 @@ typedef struct {
     struct ap_usage_writer *usage; /* NULL: not metered (tests) */
     struct ap_breaker *breaker;    /* NULL: no circuit breaking */
     const uint8_t *master_key;     /* 32 bytes opening BYOK keys, or NULL */
+    struct ap_llm_cache *cache;    /* routes and budget totals (llm/cache.h), or NULL */
 } ap_llm_call_env_t;
 
 #define AP_LLM_CALL_MAX_HEADERS 8
@@ -131,7 +133,8 @@ ap_rc ap_llm_call_sync(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *o
  * first target.  AP_OK with lerr->kind AP_LLM_OK: within budget;
  * AP_LLM_BUDGET_EXCEEDED: refused (decision 1).  A store failure is
  * AP_ERR_UNAVAILABLE. */
-ap_rc ap_llm_call_budget(ap_db_t *db, ap_arena_t *a, const char *tenant_id,
+ap_rc ap_llm_call_budget(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                         const char *tenant_id,
                          const ap_actor_t *actor, const ap_llm_route_t *route,
                          int64_t prompt_chars, int64_t max_tokens, ap_llm_error_t *lerr,
                          ap_err_t *err);

@@ -22,6 +22,8 @@
 
 #include "llm/catalog.h"
 #include "core/secret.h"
+#include "core/buf.h"
+#include "llm/cache.h"
 #include "llm/config.h"
 #include "llm/policy.h"
 
@@ -200,7 +202,7 @@ static ap_rc route_policy(ap_tx_t *tx, ap_arena_t *a, const char *tenant_id, ap_
         ap_err_t ignore = {0};
         add_entry(a, ce[order[i]], false, byok, out, &ignore);
     }
-    out->reason = ap_arena_printf(a, "%s: %s%s; best of %d usable models meeting %s", source, why,
+    out->reason = ap_arena_printf(a, "%s: %s%s; %d usable models, needs %s", source, why,
                                   relaxed ? ", none usable at that tier: the best available" : "",
                                   nc, needs_text(a, &needs));
     return AP_OK;
@@ -315,6 +317,14 @@ ap_rc ap_llm_route(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const uint
         }
         byok = (byok_t){kc->byok_provider, key};
     }
+    json_t *rules_set = NULL;
+    if (cfg && cfg->routing_rules) {
+        rules_set = json_loads(cfg->routing_rules, 0, NULL);
+        out->cacheable = json_array_size(rules_set) == 0;
+        json_decref(rules_set);
+    } else
+        out->cacheable = true;
+    out->cacheable = out->cacheable && !policy && !byok.key;
     if (policy) {
         rc = route_policy(tx, a, tenant_id, policy, floor, source, req, &byok, out, err);
     } else {
@@ -345,6 +355,70 @@ ap_rc ap_llm_route(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const uint
         }
     }
     ap_tx_rollback(tx);
+    return AP_OK;
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+/* A route as one blob: the struct, its string pointers as offsets + 1
+ * into the bytes after it (0: NULL). */
+static void ser_str(ap_buf_t *b, const char **field) {
+    if (!*field) return;
+    uintptr_t off = b->len - sizeof(ap_llm_route_t) + 1;
+    ap_buf_append(b, *field, strlen(*field) + 1);
+    *field = (const char *)off;
+}
+
+static void de_str(char *base, const char **field) {
+    if (*field) *field = base + ((uintptr_t)*field - 1);
+}
+
+#define ROUTE_STRINGS(F, r)                                                                 \
+    do {                                                                                    \
+        for (int i_ = 0; i_ < (r)->ntargets; i_++) {                                        \
+            F(&(r)->targets[i_].base_url);                                                  \
+            F(&(r)->targets[i_].api_key);                                                   \
+            F(&(r)->targets[i_].model);                                                     \
+            F(&(r)->info[i_].catalog_id);                                                   \
+            F(&(r)->info[i_].provider);                                                     \
+        }                                                                                   \
+        F(&(r)->reason);                                                                    \
+    } while (0)
+
+static bool routing_keys(json_t *md) {
+    return json_object_get(md, "routing_policy") || json_object_get(md, "quality_floor");
+}
+
+ap_rc ap_llm_route_cached(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                          const char *tenant_id, const uint8_t *master_key,
+                          const ap_llm_req_t *req, const ap_llm_route_ctx_t *ctx,
+                          ap_llm_route_t *out, ap_err_t *err) {
+    const char *name = req->model && *req->model ? req->model : "auto";
+    bool use = cache && !(ctx && routing_keys(ctx->metadata)) && strlen(name) < 512;
+    void *blob;
+    size_t len;
+    if (use && ap_llm_cache_get(cache, AP_LLM_CACHE_ROUTE, tenant_id, name, a, &blob, &len) &&
+        len >= sizeof *out) {
+        memcpy(out, blob, sizeof *out);
+        char *base = (char *)blob + sizeof *out;
+#define DE(f) de_str(base, f)
+        ROUTE_STRINGS(DE, out);
+#undef DE
+        return AP_OK;
+    }
+    uint64_t gen = use ? ap_llm_cache_gen(cache, AP_LLM_CACHE_ROUTE, tenant_id) : 0;
+    ap_rc rc = ap_llm_route(db, a, tenant_id, master_key, req, ctx, out, err);
+    if (rc || !use || !out->cacheable) return rc;
+    ap_buf_t b;
+    ap_buf_init(&b, 0);
+    ap_llm_route_t copy = *out;
+    ap_buf_append(&b, &copy, sizeof copy);
+#define SER(f) ser_str(&b, f)
+    ROUTE_STRINGS(SER, &copy);
+#undef SER
+    memcpy(b.p, &copy, sizeof copy); /* with the offsets */
+    ap_llm_cache_put(cache, gen, AP_LLM_CACHE_ROUTE, tenant_id, name, b.p, b.len);
+    ap_buf_free(&b);
     return AP_OK;
 }
 

@@ -54,6 +54,9 @@ typedef struct {
     int max_tokens;
     /* the tenant's USD budgets (its default configuration's); < 0: none */
     double budget_daily_usd, budget_monthly_usd;
+    /* the route depends only on (tenant, model name): no policy, no
+     * routing rules, no tenant key (ap_llm_route_cached may keep it) */
+    bool cacheable;
 } ap_llm_route_t;
 
 /* Who asks, for routing rules (all may be NULL). */
@@ -70,6 +73,16 @@ typedef struct {
 ap_rc ap_llm_route(ap_db_t *db, ap_arena_t *a, const char *tenant_id, const uint8_t *master_key,
                    const ap_llm_req_t *req, const ap_llm_route_ctx_t *ctx, ap_llm_route_t *out,
                    ap_err_t *err);
+
+struct ap_llm_cache;
+
+/* ap_llm_route through the cache (llm/cache.h; NULL: none).  Routes whose
+ * outcome depends on the request (policies, rules, request metadata
+ * routing keys, tenant keys) are never cached. */
+ap_rc ap_llm_route_cached(struct ap_llm_cache *cache, ap_db_t *db, ap_arena_t *a,
+                          const char *tenant_id, const uint8_t *master_key,
+                          const ap_llm_req_t *req, const ap_llm_route_ctx_t *ctx,
+                          ap_llm_route_t *out, ap_err_t *err);
 
 /* The same for an embedding model (a single target; "auto" picks
  * AP_DEFAULT_EMBEDDING_MODEL, else the builtin hashed embedder). */

@@ -18,6 +18,8 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "llm/budget.h"
+#include "llm/cache.h"
 
 typedef struct node {
     struct node *next;
@@ -27,6 +29,7 @@ typedef struct node {
 
 struct ap_usage_writer {
     ap_db_t *db;
+    struct ap_llm_cache *cache; /* budget totals to invalidate after a write, or NULL */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv, flushed;
@@ -62,11 +65,12 @@ static ap_rc add_daily(ap_tx_t *tx, const char *tenant, const day_sum_t *d, ap_e
 
 /* Adds one record to the batch's per-day sums (written when the slots are
  * full, which needs a batch spanning more than MAX_DAYS days). */
-static ap_rc tally(ap_tx_t *tx, const char *tenant, day_sum_t *days, int *ndays,
+static ap_rc tally(ap_tx_t *tx, const char *tenant, day_sum_t *days, int *ndays, bool *spilled,
                    const char *created_at, const ap_usage_rec_t *r, ap_err_t *err) {
     int d = 0;
     while (d < *ndays && strncmp(days[d].day, created_at, 10) != 0) d++;
     if (d == MAX_DAYS) {
+        *spilled = true;
         for (int k = 0; k < *ndays; k++) {
             ap_rc rc = add_daily(tx, tenant, &days[k], err);
             if (rc) return rc;
@@ -84,7 +88,7 @@ static ap_rc tally(ap_tx_t *tx, const char *tenant, day_sum_t *days, int *ndays,
     return AP_OK;
 }
 
-static void write_batch(ap_db_t *db, node_t *list) {
+static void write_batch(ap_db_t *db, struct ap_llm_cache *cache, node_t *list) {
     while (list) {
         /* one transaction per tenant: take this tenant's records out (a copy
          * of the id: the first record is freed in the loop) */
@@ -98,6 +102,7 @@ static void write_batch(ap_db_t *db, node_t *list) {
         int n = 0;
         day_sum_t days[MAX_DAYS];
         int ndays = 0;
+        bool spilled = false; /* day sums written before the end of the batch */
         for (node_t *p = list, *next; p; p = next) {
             next = p->next;
             if (strcmp(p->rec.tenant_id, tenant) != 0) {
@@ -139,11 +144,16 @@ static void write_batch(ap_db_t *db, node_t *list) {
                                  " ?, ?)",
                                  v, 20, NULL, &err);
             n++;
-            if (!rc) rc = tally(tx, tenant, days, &ndays, p->created_at, r, &err);
+            if (!rc) rc = tally(tx, tenant, days, &ndays, &spilled, p->created_at, r, &err);
             ap_free(p);
         }
         for (int d = 0; d < ndays && !rc; d++) rc = add_daily(tx, tenant, &days[d], &err);
         if (!rc) rc = ap_tx_commit(tx, &err);
+        /* cached budget totals take the spending in (or are dropped) */
+        if (rc || spilled) ap_llm_cache_invalidate(cache, tenant, AP_LLM_CACHE_BUDGET);
+        else
+            for (int d = 0; d < ndays; d++)
+                ap_budget_cache_add(cache, tenant, days[d].day, days[d].tokens, days[d].cost);
         if (rc)
             ap_log(AP_LOG_ERROR, "usage not recorded", "{s:s,s:i,s:s}", "tenant_id", tenant, "records", n,
                    "detail", err.detail);
@@ -162,8 +172,9 @@ static void *writer(void *arg) {
         uint64_t upto = w->enqueued;
         w->head = w->tail = NULL;
         w->queued = 0;
+        struct ap_llm_cache *cache = w->cache;
         pthread_mutex_unlock(&w->mu);
-        write_batch(w->db, list);
+        write_batch(w->db, cache, list);
         pthread_mutex_lock(&w->mu);
         w->written = upto;
         pthread_cond_broadcast(&w->flushed);
@@ -193,8 +204,9 @@ void ap_usage_record(ap_usage_writer_t *w, const ap_usage_rec_t *rec) {
     ap_time_format(ap_now_ms(), n->created_at);
     pthread_mutex_lock(&w->mu);
     if (w->queued >= 65536) { /* back-pressure: write it here */
+        struct ap_llm_cache *cache = w->cache;
         pthread_mutex_unlock(&w->mu);
-        write_batch(w->db, n);
+        write_batch(w->db, cache, n);
         return;
     }
     if (w->tail) w->tail->next = n;
@@ -224,4 +236,10 @@ void ap_usage_writer_free(ap_usage_writer_t *w) {
     pthread_cond_destroy(&w->cv);
     pthread_cond_destroy(&w->flushed);
     ap_free(w);
+}
+
+void ap_usage_writer_set_cache(ap_usage_writer_t *w, struct ap_llm_cache *cache) {
+    pthread_mutex_lock(&w->mu);
+    w->cache = cache;
+    pthread_mutex_unlock(&w->mu);
 }

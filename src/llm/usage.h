@@ -45,6 +45,11 @@ void ap_usage_writer_free(ap_usage_writer_t *w); /* flushes */
 void ap_usage_record(ap_usage_writer_t *w, const ap_usage_rec_t *rec); /* copies; thread-safe */
 void ap_usage_flush(ap_usage_writer_t *w);
 
+struct ap_llm_cache;
+/* After each tenant's records are written, that tenant's cached budget
+ * totals are dropped (llm/cache.h).  Set before traffic starts. */
+void ap_usage_writer_set_cache(ap_usage_writer_t *w, struct ap_llm_cache *cache);
+
 /* Cost of a call at list prices (USD per million tokens); cached prompt
  * tokens are billed as prompt tokens (no cache discount is assumed). */
 double ap_usage_cost(const ap_llm_usage_t *u, double in_per_mtok, double out_per_mtok);

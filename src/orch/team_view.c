@@ -8,6 +8,7 @@
 
 #include "core/id.h"
 #include "core/time.h"
+#include "orch/agent.h"
 #include "orch/relationship.h"
 #include "orch/skill.h"
 
@@ -37,6 +38,25 @@ ap_rc ap_orch_tv_agent(ap_tx_t *tx, const char *tenant_id, const char *ref, cons
     out->max_delegation_depth = (int)ap_rows_int(&r, 0, "max_delegation_depth", 2);
     int64_t dv = ap_rows_int(&r, 0, "deployed_version", 0);
     out->version = (int)(dv > 0 ? dv : ap_rows_int(&r, 0, "version", 1));
+    /* a deployed agent runs its deployed version's spec (agent_versions),
+     * not the latest draft the agents row mirrors */
+    ap_orch_agent_spec_t sp;
+    ap_err_t e2 = {0};
+    if (dv > 0 && !ap_orch_agent_spec(tx, out->id, (int)dv, &sp, &e2)) {
+        ap_arena_t *a = ap_tx_arena(tx);
+        if (sp.name) out->name = sp.name;
+        if (sp.role) out->role = sp.role;
+        if (sp.description) out->description = sp.description;
+        if (sp.autonomy_level) out->autonomy_level = sp.autonomy_level;
+        out->llm_config_id = sp.llm_config_id;
+        out->max_delegation_depth = sp.max_delegation_depth;
+        char *c = sp.capabilities ? json_dumps(sp.capabilities, JSON_COMPACT) : NULL;
+        char *pe = sp.personality ? json_dumps(sp.personality, JSON_COMPACT) : NULL;
+        if (c) out->capabilities = ap_arena_strdup(a, c);
+        if (pe) out->personality = ap_arena_strdup(a, pe);
+        free(c);
+        free(pe);
+    }
     return AP_OK;
 }
 

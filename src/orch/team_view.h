@@ -10,7 +10,9 @@
  *      may query X:        self collaborates_with X (either direction) or
  *                          self consults X.
  *    The listings for the context follow the same rules.
- * 3. A runnable agent is one whose status is deployed or running.
+ * 3. A runnable agent is one whose status is deployed or running; it runs
+ *    its deployed version's spec (ap_orch_agent_spec) when that version is
+ *    recorded, else the fields of its agents row.
  * 4. Everything returned is memory of the transaction's arena.
  */
 #ifndef AP_ORCH_TEAM_VIEW_H

@@ -32,7 +32,7 @@ const models = async (q) => (await srv.request('GET', `/api/v1/llm/models?capabi
 
 test('cheapest: the free builtin model, or the cheapest OpenAI model at a quality floor', async () => {
   const r = await chat({ model: 'cheapest' });
-  assert.match(route(r), /^served by builtin\/agentprov-mini \(cheapest: lowest estimated cost; best of \d+ usable models/);
+  assert.match(route(r), /^served by builtin\/agentprov-mini \(cheapest: lowest estimated cost; \d+ usable models, needs ~\d+ tokens/);
   const g = await chat({ model: 'cheapest', metadata: { quality_floor: 'good' } });
   const m = route(g).match(/^served by (openai\/[^ ]+) \(cheapest: lowest estimated cost; .*quality floor good\)/);
   assert.ok(m, route(g));
@@ -50,7 +50,7 @@ test('fastest: with an image, a vision model of the fastest tier', async () => {
     model: 'fastest',
     messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] }],
   });
-  const m = route(r).match(/^served by (openai\/[^ ]+) \(fastest: fastest tier; .*meeting vision/);
+  const m = route(r).match(/^served by (openai\/[^ ]+) \(fastest: fastest tier; \d+ usable models, needs vision/);
   assert.ok(m, route(r));
   const vision = (await models('&provider=openai')).filter((x) => x.supports_vision);
   const chosen = vision.find((x) => x.id === m[1]);
@@ -94,4 +94,24 @@ test('routing rules pin by request metadata, in order; a catch-all rule is the p
   assert.equal(pinned.data.model, 'gpt-4o-mini');
   const rest = await chat({ model: 'auto', metadata: { team: 'sales' } });
   assert.match(route(rest), /^served by builtin\/agentprov-mini \(auto: configuration house policy: fastest tier; /);
+});
+
+test('cached routes follow catalog and configuration writes at once', async () => {
+  const c = await srv.request('POST', '/api/v1/llm/models', { body: { provider_id: 'openai', model_id: 'gpt-cache-e2e', display_name: 'cache e2e', input_usd_per_mtok: 1, output_usd_per_mtok: 2 } });
+  assert.equal(c.status, 201, c.text);
+  for (let i = 0; i < 2; i++) { // the second call is served from the cached route
+    const r = await chat({ model: 'openai/gpt-cache-e2e' });
+    assert.equal(route(r), 'served by openai/gpt-cache-e2e (requested)');
+  }
+  const d = await srv.request('POST', '/api/v1/llm/models:deactivate', { body: { id: 'openai/gpt-cache-e2e' } });
+  assert.equal(d.status, 200, d.text);
+  await assert.rejects(chat({ model: 'openai/gpt-cache-e2e' }), (e) => e instanceof OpenAI.NotFoundError);
+  // a configuration named as the model: a change of its primary model shows on the next call
+  const cfg = await srv.request('POST', '/api/v1/llm/configs', { key: t.keys.tenant_admin, body: { name: 'pinned', primary_model: 'openai/gpt-4o-mini' } });
+  assert.equal(cfg.status, 201, cfg.text);
+  assert.equal(route(await chat({ model: 'pinned' })), 'served by openai/gpt-4o-mini (configuration pinned)');
+  assert.equal(route(await chat({ model: 'pinned' })), 'served by openai/gpt-4o-mini (configuration pinned)');
+  const p = await srv.request('PATCH', `/api/v1/llm/configs/${cfg.body.id}`, { key: t.keys.tenant_admin, body: { primary_model: 'openai/gpt-4o' } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(route(await chat({ model: 'pinned' })), 'served by openai/gpt-4o (configuration pinned)');
 });

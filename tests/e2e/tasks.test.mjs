@@ -436,3 +436,22 @@ test('the README\'s first task on the demo team: delegation, a colleague consult
     assert.match(r.stdout, /status: +completed/);
   } finally { await s.stop(); }
 });
+
+test('a task runs the agent\'s deployed version, not a newer draft', async () => {
+  const k = T.keys.tenant_admin;
+  // the seeded teams of the tests above count against max_agents
+  const ent = await srv.request('PATCH', `/api/v1/tenants/${T.id}`, { body: { max_agents: 1000 } });
+  assert.equal(ent.status, 200, ent.text);
+  const a = await srv.request('POST', '/api/v1/agents', { key: k, body: { name: 'Versioned', role: 'Analyst', capabilities: ['numbers'] } });
+  assert.equal(a.status, 201, a.text);
+  for (const op of ['validate', 'deploy'])
+    assert.equal((await srv.request('POST', `/api/v1/agents/${a.body.id}:${op}`, { key: k })).status, 200);
+  const up = await srv.request('PATCH', `/api/v1/agents/${a.body.id}`, { key: k, body: { role: 'Poet' } });
+  assert.equal(up.status, 200, up.text);
+  const t = await create({ assigned_agent_id: 'Versioned', objective: 'Count the numbers' });
+  assert.equal(t.agent_version, 1);
+  await done(t.id);
+  const ctx = (await steps(t.id))[0];
+  assert.equal(ctx.kind, 'context');
+  assert.match(ctx.result.system, /^You are Versioned, Analyst\./, 'version 1, not the draft v2 (Poet)');
+});
