@@ -426,7 +426,7 @@ int ap_cmd_serve(int argc, char **argv) {
     static ap_orch_ext_t task_ext;
     task_ext = (ap_orch_ext_t){.db = db, .mem = app.memory, .master_key = master_key};
     if (task_workers > 0) {
-        ap_orch_runner_opts_t ro = {.ext = &task_ext,.db = db, .bus = app.bus, .workers = task_workers,
+        ap_orch_runner_opts_t ro = {.ext = &task_ext, .db = db, .bus = app.bus, .workers = task_workers,
                                     .tenant_quota = task_quota, .lease_ms = task_lease,
                                     .scan_ms = task_scan, .step_delay_ms = task_delay,
                                     .model = ap_orch_model_llm, .model_ud = &call_env,

@@ -13,9 +13,11 @@
  *    service's own audit entry.  learn_entity and query_knowledge call the
  *    knowledge graph (memory/graph.h) in the tool's transaction.
  * 3. The agent-to-agent tools (delegate_to_agent, query_agent,
- *    escalate_to_supervisor) act for an agent inside a running task; the
- *    runner keeps them to itself (orch/loop.c), so they have no handler
- *    here and are left out of tools/list.
+ *    escalate_to_supervisor) call the delegation service
+ *    (orch/delegation.h) for a caller outside any task (the loop has its
+ *    own for agents inside one).  query_agent commits its query task in a
+ *    transaction of its own, hands it to this node's runner and waits for
+ *    the answer on this thread (bounded by timeout_ms).
  */
 #include "mcp/tools.h"
 
@@ -29,6 +31,7 @@
 #include "memory/graph.h"
 #include "memory/memory.h"
 #include "orch/agent.h"
+#include "orch/delegation.h"
 #include "orch/runner.h"
 #include "orch/task.h"
 
@@ -76,21 +79,26 @@ static const ap_jfield_t delegate_f[] = {
     {"objective", AP_JT_STRING, true, false, NULL, 8000, 0, 0},
     {"parent_task_id", AP_JT_STRING, false, false, NULL, 36, 0, 0},
     {"priority", AP_JT_STRING, false, false, priorities, 0, 0, 0},
+    {"from_agent_id", AP_JT_STRING, false, false, NULL, 36, 0, 0},
     AP_JFIELDS_END,
 };
 static const char *const delegate_d[] = {
     "the agent to hand the work to",
     "what that agent is to achieve",
-    "the task this work is part of",
-    "scheduling priority (default normal)",
+    "the task this work is part of (it becomes a subtask of it)",
+    "scheduling priority (default: the parent's, else normal)",
+    "the agent delegating: its relationships must allow it (supervises, delegates_to)",
 };
 
 static const ap_jfield_t query_agent_f[] = {
     {"agent_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
     {"question", AP_JT_STRING, true, false, NULL, 4000, 0, 0},
+    {"timeout_ms", AP_JT_INT, false, false, NULL, 0, 100, AP_ORCH_QUERY_MAX_TIMEOUT_MS},
     AP_JFIELDS_END,
 };
-static const char *const query_agent_d[] = {"the agent to ask", "the question"};
+static const char *const query_agent_d[] = {
+    "the agent to ask (id or name)", "the question",
+    "how long to wait for the answer (default 30000 ms); the task goes on after it"};
 
 static const ap_jfield_t escalate_f[] = {
     {"task_id", AP_JT_STRING, true, false, NULL, 36, 0, 0},
@@ -206,6 +214,50 @@ static ap_rc create_task(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, js
     return rc;
 }
 
+static ap_rc delegate(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                      ap_err_t *err) {
+    ap_orch_wake_t *wake = ap_arena_calloc(ap_tx_arena(tx), sizeof *wake);
+    ap_rc rc = ap_orch_delegate(tx, c->tenant_id, c->actor, args, out, wake, err);
+    if (!rc) c->after_commit->wake = wake;
+    return rc;
+}
+
+static ap_rc escalate(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                      ap_err_t *err) {
+    ap_orch_wake_t *wake = ap_arena_calloc(ap_tx_arena(tx), sizeof *wake);
+    ap_rc rc = ap_orch_escalate(tx, c->tenant_id, c->actor, ap_json_str(args, "task_id"),
+                                ap_json_str(args, "reason"), out, wake, err);
+    if (!rc) c->after_commit->wake = wake;
+    return rc;
+}
+
+/* query_agent: the query task is created and committed here, handed to
+ * this node's runner, then waited for (blocking this thread up to
+ * timeout_ms; delegation.h). */
+static ap_rc query_agent(ap_tx_t *tx, const ap_mcp_caller_t *c, json_t *args, json_t **out,
+                         ap_err_t *err) {
+    (void)tx;
+    ap_arena_t *a = ap_arena_new(4096);
+    ap_orch_wake_t wake = {0};
+    json_t *task = NULL;
+    ap_tx_t *t;
+    ap_rc rc = ap_db_begin(c->db, c->tenant_id, AP_TX_WRITE, a, &t, err);
+    if (!rc) {
+        rc = ap_orch_query_start(t, c->tenant_id, c->actor, ap_json_str(args, "agent_id"),
+                                 ap_json_str(args, "question"), &task, &wake, err);
+        if (!rc) rc = ap_tx_commit(t, err);
+        else ap_tx_rollback(t);
+    }
+    if (!rc && c->runner) ap_orch_runner_wake(c->runner, c->tenant_id, &wake);
+    char id[40] = "";
+    if (!rc) snprintf(id, sizeof id, "%s", ap_json_str(task, "id"));
+    json_decref(task);
+    ap_arena_free(a);
+    if (rc) return rc;
+    return ap_orch_query_wait(c->db, c->tenant_id, id, (int)ap_json_int(args, "timeout_ms", 0),
+                              out, err);
+}
+
 static ap_rc no_memory(ap_err_t *err) {
     return ap_err_set(err, AP_ERR_UNAVAILABLE, NULL, "memory service unavailable", "retry later",
                       "this process has no memory service");
@@ -258,14 +310,17 @@ const ap_mcp_tool_t ap_mcp_tools[] = {
      "the task id to follow with get_task.",
      FIELDS(create_task), AP_PERM_TASK_WRITE, true, create_task},
     {"delegate_to_agent", "Delegate to an agent",
-     "Hands part of a task to another agent as a subtask.", FIELDS(delegate),
-     AP_PERM_TASK_WRITE, true, NULL},
+     "Hands work to an agent as a new task: a subtask of parent_task_id when given; with "
+     "from_agent_id, only if that agent may delegate to it. Returns the task.",
+     FIELDS(delegate), AP_PERM_TASK_WRITE, true, delegate},
     {"query_agent", "Ask an agent",
-     "Asks an agent a question and returns its answer.", FIELDS(query_agent),
-     AP_PERM_TASK_WRITE, true, NULL},
+     "Asks an agent a question (a one-shot task of type query) and waits for its answer, up "
+     "to timeout_ms; returns the answer and its confidence.",
+     FIELDS(query_agent), AP_PERM_TASK_WRITE, true, query_agent, true},
     {"escalate_to_supervisor", "Escalate to the supervisor",
-     "Hands a task up to the assigned agent's supervisor, with the reason.", FIELDS(escalate),
-     AP_PERM_TASK_WRITE, true, NULL},
+     "Hands a waiting or queued task up to its agent's supervisor, with the reason; the "
+     "supervisor takes it up with a fresh context.",
+     FIELDS(escalate), AP_PERM_TASK_WRITE, true, escalate},
     {"remember", "Remember",
      "Stores a memory for an agent (semantic memory: recalled by meaning later).",
      FIELDS(remember), AP_PERM_MEMORY_WRITE, true, remember, true},

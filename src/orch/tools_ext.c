@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "mcp/client.h"
+#include "orch/agent.h"
 #include "memory/memory.h"
 
 /* ------------------------------------------------------------- the table */
@@ -67,15 +68,23 @@ static void model_name(const char *grant, char out[65]) {
     out[n] = '\0';
 }
 
+/* The agent's grants: its deployed version's spec when that version is
+ * recorded (as team_view.c reads the rest of it), else its agents row. */
 static json_t *granted_tools(ap_tx_t *tx, const char *tenant, const char *agent) {
     ap_rows_t rows;
     ap_err_t e;
     ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(agent)};
-    if (ap_tx_query(tx, "SELECT tools FROM agents WHERE tenant_id = ? AND id = ?", p, 2, &rows,
-                    &e) ||
+    if (ap_tx_query(tx,
+                    "SELECT tools, deployed_version FROM agents WHERE tenant_id = ? AND id = ?", p,
+                    2, &rows, &e) ||
         rows.nrows == 0)
         return json_array();
-    json_t *t = json_loads(ap_rows_at(&rows, 0, 0) ? ap_rows_at(&rows, 0, 0) : "[]", 0, NULL);
+    int64_t dv = ap_rows_int(&rows, 0, "deployed_version", 0);
+    ap_orch_agent_spec_t sp;
+    if (dv > 0 && !ap_orch_agent_spec(tx, agent, (int)dv, &sp, &e) && json_is_array(sp.tools))
+        return json_deep_copy(sp.tools);
+    const char *text = ap_rows_get(&rows, 0, "tools");
+    json_t *t = json_loads(text ? text : "[]", 0, NULL);
     if (!json_is_array(t)) {
         json_decref(t);
         return json_array();

@@ -52,6 +52,25 @@ async function run(agentId, objective, extra = {}) {
 const steps = async (id) => (await srv.request('GET', `/api/v1/tenants/${T.id}/tasks/${id}/steps`)).body.data;
 const scripted = (call) => ({ context: { _llm_headers: { 'x-fake-tool-call': call } }, max_steps: 4 });
 
+test('grants come from the deployed version: an agent made through the API with tools [remember] remembers', async () => {
+  const mk = await srv.request('POST', `/api/v1/tenants/${T.id}/agents`, {
+    key: T.keys.tenant_admin, body: { name: 'Api Keeper', role: 'assistant', tools: ['remember'] },
+  });
+  assert.equal(mk.status, 201, mk.text);
+  for (const step of ['validate', 'deploy']) {
+    const r = await srv.request('POST', `/api/v1/tenants/${T.id}/agents/${mk.body.id}:${step}`, { key: T.keys.tenant_admin });
+    assert.equal(r.status, 200, r.text);
+  }
+  // a later draft without the grant does not change what the deployed version may do
+  const up = await srv.request('PATCH', `/api/v1/tenants/${T.id}/agents/${mk.body.id}`, { key: T.keys.tenant_admin, body: { tools: [] } });
+  assert.equal(up.status, 200, up.text);
+  const t = await run(mk.body.id, 'Remember that the budget is 5 million euros.');
+  assert.equal(t.status, 'completed', JSON.stringify(t.error));
+  const st = await steps(t.id);
+  assert.ok(st.some((s) => s.kind === 'tool_result' && s.name === 'remember' && s.result.is_error === false),
+    JSON.stringify(st.map((s) => [s.kind, s.name])));
+});
+
 test('remember in one task, recalled into the context of a later one, which answers from it', async () => {
   const a = agent('Keeper', ['remember', 'recall']);
   const t1 = await run(a, 'Remember that the launch date is March 3.');
@@ -159,8 +178,20 @@ test('an agent granted an MCP tool of server-everything (stdio) calls it; the re
   // under autonomy "supervised" the call waits for a person's approval
   const s = agent('Supervised Echoer', ['mcp:everything/echo'], { fakeModel: true, autonomy: 'supervised' });
   const t2r = await srv.request('POST', `/api/v1/tenants/${T.id}/tasks`, {
-    key: T.keys.operator, body: { assigned_agent_id: s, objective: 'Echo', ...scripted('mcp__everything__echo:{"message":"hi"}') },
+    key: T.keys.operator, body: { assigned_agent_id: s, objective: 'Echo', ...scripted('mcp__everything__echo:{"message":"hi"}'), max_steps: 8 },
   });
   const t2 = await waitTask(srv, `/api/v1/tenants/${T.id}/tasks/${t2r.body.id}`, (x) => x.status === 'waiting_input', 20000);
   assert.equal(t2.approval_state, 'pending');
+  assert.ok(!(await steps(t2.id)).some((s) => s.kind === 'tool_result'), 'nothing ran before the approval');
+  const ap = await srv.request('POST', `/api/v1/tenants/${T.id}/tasks/${t2.id}:approve`, { key: T.keys.tenant_admin, body: {} });
+  assert.equal(ap.status, 200, ap.text);
+  // approved, the call runs (and the scripted model asks again: the next call waits again)
+  const end = Date.now() + 20000;
+  let r2;
+  while (Date.now() < end && !r2) {
+    r2 = (await steps(t2.id)).find((s) => s.kind === 'tool_result' && s.name === 'mcp__everything__echo');
+    if (!r2) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.ok(r2, 'the approved call ran: ' + JSON.stringify((await steps(t2.id)).map((s) => [s.kind, s.name, s.state, s.result])) + JSON.stringify((await srv.request('GET', `/api/v1/tenants/${T.id}/tasks/${t2.id}`)).body));
+  assert.equal(r2.result.content.output, 'Echo: hi');
 });
