@@ -43,7 +43,7 @@ for t in "$@"; do run "unit $(basename "$t") [postgres]" "$t"; done
 
 export AP_BIN="$ROOT/build/asan/agentprov"
 for backend in sqlite postgres; do
-  run "e2e [$backend]" env AP_TEST_BACKEND=$backend node --test --test-concurrency=1 tests/e2e/
+  run "e2e [$backend]" env AP_TEST_BACKEND=$backend node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/
 done
 
 run "openapi lint" npx --no-install redocly lint --format=stylish docs/api/openapi.yaml

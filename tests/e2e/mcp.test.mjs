@@ -64,9 +64,16 @@ async function exerciseTools(client, tenantId, { sameProcess = true } = {}) {
   const names = la.structuredContent.agents.map((a) => a.name).sort();
   assert.deepEqual(names, ['boss', 'drafty', 'researcher']);
   assert.deepEqual(JSON.parse(text(la)), la.structuredContent);
+  // deployed agents are "running" while a task of theirs is in flight
+  // (an earlier test's tasks may still be): the two filters together
+  // hold exactly the deployed agents, each with its status
   const dep = await client.callTool({ name: 'list_agents', arguments: { status: 'deployed' } });
-  assert.deepEqual(dep.structuredContent.agents.map((a) => a.id).sort(), [agents.boss, agents.researcher].sort());
-  assert.deepEqual(dep.structuredContent.agents.find((a) => a.id === agents.researcher).capabilities, ['research']);
+  const run = await client.callTool({ name: 'list_agents', arguments: { status: 'running' } });
+  for (const a of dep.structuredContent.agents) assert.equal(a.status, 'deployed');
+  for (const a of run.structuredContent.agents) assert.equal(a.status, 'running');
+  const live = [...dep.structuredContent.agents, ...run.structuredContent.agents];
+  assert.deepEqual(live.map((a) => a.id).sort(), [agents.boss, agents.researcher].sort());
+  assert.deepEqual(live.find((a) => a.id === agents.researcher).capabilities, ['research']);
 
   const objective = `summarise the quarter ${randomUUID()}`;
   const ctr = await client.callTool({
@@ -212,8 +219,9 @@ test('the official SDK client over stdio (agentprov mcp --stdio) lists and calls
   } catch (e) {
     e.message += `\nstderr of agentprov mcp --stdio:\n${stderr}`;
     throw e;
+  } finally {
+    await client.close(); // ends the child, also when an assertion failed
   }
-  await client.close();
   assert.ok(!/apk_[A-Za-z0-9_-]{16}_/.test(stderr), 'the key appeared on stderr');
 });
 
