@@ -1,5 +1,5 @@
-// Races between people and the task runner: approvals, rejections and
-// cancels land while the runner is stepping the same task trees (charging
+// Races between people and the task runner: approvals, rejections,
+// cancels and posted messages land while the runner is stepping the same task trees (charging
 // parents, waking them, writing events and audit entries).  None of them
 // may come back 503 "database is busy" (a deadlock or serialization
 // failure): writers of task trees take their locks in one order.
@@ -28,7 +28,7 @@ async function create(body) {
   return r.body;
 }
 
-test('approve, reject and cancel racing the runner never answer 503', async () => {
+test('approve, reject, cancel and messages racing the runner never answer 503', async () => {
   const team = researchTeam(srv, T.id, { autonomy: 'supervised', suffix: ' R' });
   const plain = researchTeam(srv, T.id, { suffix: ' P' });
   const ROUNDS = 12;
@@ -56,11 +56,20 @@ test('approve, reject and cancel racing the runner never answer 503', async () =
     await sleep(20 + (i * 37) % 200);
     check(':cancel', await srv.request('POST', api(`/tasks/${t.id}:cancel`), { key: T.keys.operator, body: { reason: 'race' } }));
   };
+  // messages posted on the trees while they run
+  const chatter = async (t) => {
+    for (let k = 0; k < 4; k++) {
+      await sleep(15 * k);
+      const r = await srv.request('POST', api('/messages'), { key: T.keys.operator, body: { task_id: t.id, message_type: 'update', content: { k } } });
+      check('message', r);
+      assert.equal(r.status, 201, r.text);
+    }
+  };
   const jobs = [];
   for (let i = 0; i < ROUNDS; i++) {
     const a = await create({ assigned_agent_id: team.manager, objective: OBJECTIVE });
     const b = await create({ group_id: plain.group, objective: OBJECTIVE });
-    jobs.push(approveTree(a, i), cancelTree(b, i));
+    jobs.push(approveTree(a, i), cancelTree(b, i), chatter(i % 2 ? a : b));
   }
   await Promise.all(jobs);
   assert.deepEqual(busy, [], 'no request met a busy database');
