@@ -4,6 +4,8 @@
  * 1. The sequence upsert is one statement both databases accept; on
  *    PostgreSQL the row lock it takes serialises a tenant's writers until
  *    commit, on SQLite write transactions are serial anyway.
+ *    Writers of task rows take that lock first (ap_event_lock), so the
+ *    lock order is the same in every transaction (event.h 4.).
  * 2. A task filter covers the task's whole tree (root_task_id), so a
  *    stream of a task shows its subtasks' progress too.
  */
@@ -43,6 +45,15 @@ ap_rc ap_event_append(ap_tx_t *tx, const char *tenant_id, const char *type, cons
     free(d);
     if (!rc && seq) *seq = s;
     return rc;
+}
+
+ap_rc ap_event_lock(ap_tx_t *tx, const char *tenant_id, ap_err_t *err) {
+    /* next_seq 1 for a new tenant: the first append then takes 1 */
+    ap_val_t p[] = {AP_VTEXT(tenant_id)};
+    return ap_tx_query(tx,
+                       "INSERT INTO tenant_event_seq (tenant_id, next_seq) VALUES (?, 1)"
+                       " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = tenant_event_seq.next_seq",
+                       p, 1, NULL, err);
 }
 
 ap_rc ap_event_list(ap_tx_t *tx, const char *tenant_id, const ap_event_filter_t *f, json_t **out,

@@ -13,6 +13,16 @@
  *    harmless, and replay and live delivery are one code path.
  * 3. The bus is thread-safe; callbacks run on the publisher's thread and
  *    must not block.
+ * 4. Lock order.  The sequence row is a per-tenant lock held until commit,
+ *    so a transaction that appends events and also writes agent_tasks rows
+ *    must take it BEFORE its first task row (ap_event_lock right after
+ *    ap_db_begin): otherwise one transaction holds a task row and waits for
+ *    the sequence while another holds the sequence and waits for that row
+ *    (a parent charged or woken by a subtask, a tree being cancelled), and
+ *    PostgreSQL aborts one of them (40P01, "database is busy").  The order
+ *    is: tenant event sequence, then task rows (and task:ID advisory
+ *    locks), then the audit chain head.  Single-statement transactions
+ *    that only touch one task row (lease heartbeat) need not take it.
  */
 #ifndef AP_EVENTS_EVENT_H
 #define AP_EVENTS_EVENT_H
@@ -28,6 +38,12 @@
 ap_rc ap_event_append(ap_tx_t *tx, const char *tenant_id, const char *type, const char *task_id,
                       const char *agent_id, const char *group_id, json_t *data, int64_t *seq,
                       ap_err_t *err);
+
+/* Takes the tenant's event-sequence lock now (until the transaction ends)
+ * without using a number: the first lock of any transaction that writes
+ * task rows and appends events (see 4.).  Cheap on SQLite (write
+ * transactions are serial). */
+ap_rc ap_event_lock(ap_tx_t *tx, const char *tenant_id, ap_err_t *err);
 
 typedef struct {
     const char *type;     /* exact, or a prefix ending in '*' ("task.*"); or NULL */

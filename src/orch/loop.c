@@ -82,9 +82,15 @@ static json_t *keep(ap_arena_t *a, json_t *v) {
  * and checks the claim. */
 static ap_rc begin(run_t *r, ap_err_t *err) {
     ap_rc rc = AP_OK;
-    if (!r->open) rc = ap_db_begin(r->env->db, r->tenant, AP_TX_WRITE, r->a, &r->tx, err);
-    if (rc) return rc;
-    r->open = true;
+    if (!r->open) {
+        rc = ap_db_begin(r->env->db, r->tenant, AP_TX_WRITE, r->a, &r->tx, err);
+        if (rc) return rc;
+        r->open = true;
+        /* the tenant's event lock before the task row (events/event.h 4.):
+         * a step charges and wakes ancestors after appending events */
+        rc = ap_event_lock(r->tx, r->tenant, err);
+        if (rc) return rc;
+    }
     rc = ap_orch_task_row(r->tx, r->tenant, col(r, "id"), &r->row, err);
     if (rc) return rc;
     const char *owner = col(r, "lease_owner");
@@ -1373,6 +1379,9 @@ static ap_rc claim(run_t *r, ap_err_t *err) {
     ap_rc rc = ap_db_begin(r->env->db, r->tenant, AP_TX_WRITE, r->a, &r->tx, err);
     if (rc) return rc;
     r->open = true;
+    /* the tenant's event lock before the claimed row (events/event.h 4.) */
+    rc = ap_event_lock(r->tx, r->tenant, err);
+    if (rc) return rc;
     ap_rows_t u;
     ap_val_t p[] = {AP_VTEXT(r->env->node), AP_VTEXT(until), AP_VTEXT(r->tenant),
                     AP_VTEXT(col(r, "id")), AP_VTEXT(now), AP_VTEXT(now)};

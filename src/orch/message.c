@@ -114,7 +114,9 @@ ap_rc ap_orch_message_create(ap_tx_t *tx, const char *tenant_id, const ap_actor_
         return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid time",
                           "use RFC 3339, e.g. 2026-01-31T12:00:00Z",
                           "response_deadline \"%.40s\" is not a time", m.response_deadline);
-    ap_rc rc = check_ref(tx, tenant_id, "agent_tasks", "task_id", m.task_id, err);
+    /* the tenant's event lock before anything else (events/event.h 4.) */
+    ap_rc rc = ap_event_lock(tx, tenant_id, err);
+    if (!rc) rc = check_ref(tx, tenant_id, "agent_tasks", "task_id", m.task_id, err);
     if (!rc) rc = check_ref(tx, tenant_id, "agent_groups", "group_id", m.group_id, err);
     if (!rc) rc = check_ref(tx, tenant_id, "agents", "from_agent_id", m.from_agent_id, err);
     if (!rc) rc = check_ref(tx, tenant_id, "agents", "to_agent_id", m.to_agent_id, err);

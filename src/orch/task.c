@@ -534,8 +534,11 @@ ap_rc ap_orch_task_charge(ap_tx_t *tx, const char *tenant_id, const char *task_i
 ap_rc ap_orch_task_cancel(ap_tx_t *tx, const char *tenant_id, const ap_actor_t *actor,
                           const char *id, const char *reason, json_t **out, ap_orch_wake_t *wake,
                           ap_err_t *err) {
+    /* the tenant's event lock before any task row (events/event.h 4.) */
+    ap_rc rc = ap_event_lock(tx, tenant_id, err);
+    if (rc) return rc;
     ap_rows_t root;
-    ap_rc rc = ap_orch_task_row(tx, tenant_id, id, &root, err);
+    rc = ap_orch_task_row(tx, tenant_id, id, &root, err);
     if (rc) return rc;
     if (ap_orch_status_terminal(ap_rows_get(&root, 0, "status")))
         return ap_orch_task_get(tx, tenant_id, id, out, err);
@@ -582,8 +585,11 @@ static int last_seq(ap_tx_t *tx, const char *tenant_id, const char *id) {
 ap_rc ap_orch_task_decide(ap_tx_t *tx, const char *tenant_id, const ap_actor_t *actor,
                           const char *id, bool approve, const char *comment, json_t **out,
                           ap_orch_wake_t *wake, ap_err_t *err) {
+    /* the tenant's event lock before any task row (events/event.h 4.) */
+    ap_rc rc = ap_event_lock(tx, tenant_id, err);
+    if (rc) return rc;
     ap_rows_t row;
-    ap_rc rc = ap_orch_task_row(tx, tenant_id, id, &row, err);
+    rc = ap_orch_task_row(tx, tenant_id, id, &row, err);
     if (rc) return rc;
     const char *status = ap_rows_get(&row, 0, "status");
     const char *state = ap_rows_get(&row, 0, "approval_state");

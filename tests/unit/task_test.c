@@ -364,8 +364,38 @@ static void run_scenario(int crash_every, int batch, int *model_calls, int64_t *
         fail_msg("%s", err.detail);
     assert_non_null(strstr(ap_rows_get(&r, 0, "output"), "grew 40% in 2024"));
     for (int i = 0; i < r.nrows; i++) check_steps(db, ap_rows_get(&r, i, "id"));
+    /* the event lock every step transaction takes uses no number: dense */
+    assert_int_equal(tu_count(db, TA, "SELECT COUNT(*) FROM events", NULL, 0),
+                     tu_count(db, TA, "SELECT MAX(seq) FROM events", NULL, 0));
+    assert_int_equal(tu_count(db, TA, "SELECT MIN(seq) FROM events", NULL, 0), 1);
     *steps_total = tu_count(db, TA, "SELECT COUNT(*) FROM agent_task_steps", NULL, 0);
     *model_calls = m.calls;
+    ap_arena_free(a);
+    ap_db_close(db);
+}
+
+/* ap_event_lock takes the sequence row without using a number, on a new
+ * tenant and an existing one, and again in the same transaction. */
+static void test_event_lock_uses_no_number(void **state) {
+    (void)state;
+    ap_db_t *db = tu_open();
+    tu_add_tenant(db, TA, "tenant-a");
+    ap_arena_t *a = ap_arena_new(1024);
+    ap_err_t err = {0};
+    int64_t want = 1;
+    for (int round = 0; round < 2; round++) {
+        ap_tx_t *tx;
+        if (ap_db_begin(db, TA, AP_TX_WRITE, a, &tx, &err) || ap_event_lock(tx, TA, &err) ||
+            ap_event_lock(tx, TA, &err))
+            fail_msg("%s", err.detail);
+        for (int i = 0; i < 2; i++) {
+            int64_t seq = 0;
+            if (ap_event_append(tx, TA, "task.step", NULL, NULL, NULL, NULL, &seq, &err))
+                fail_msg("%s", err.detail);
+            assert_int_equal(seq, want++);
+        }
+        if (ap_tx_commit(tx, &err)) fail_msg("%s", err.detail);
+    }
     ap_arena_free(a);
     ap_db_close(db);
 }
@@ -534,6 +564,7 @@ int main(void) {
         cmocka_unit_test(test_sched_fair_across_tenants),
         cmocka_unit_test(test_sched_quota),
         cmocka_unit_test(test_sched_tenant_quota),
+        cmocka_unit_test(test_event_lock_uses_no_number),
         cmocka_unit_test(test_delegation_runs_to_completion),
         cmocka_unit_test(test_crash_at_any_point_loses_and_repeats_nothing),
         cmocka_unit_test(test_cancel_cascades_and_stops_the_runner),
