@@ -195,7 +195,7 @@ test('the official SDK client over Streamable HTTP lists and calls every tool', 
   const a = await srv.request('GET', '/api/v1/audit?action=mcp.tool.call&limit=500', { key: T.keys.auditor });
   assert.equal(a.status, 200, a.text);
   const calls = a.body.data.filter((e) => e.actor_role === 'operator');
-  assert.equal(calls.length, 20, "one entry per tool call (the unknown tool is a protocol error)");
+  assert.equal(calls.length, 21, "one entry per tool call (the unknown tool is a protocol error)");
   assert.ok(calls.some((e) => e.resource_id === 'create_task' && e.outcome === 'success'));
   assert.ok(calls.some((e) => e.resource_id === 'create_task' && e.outcome === 'failure'));
   const tc = await srv.request('GET', '/api/v1/audit?action=task.create', { key: T.keys.auditor });
