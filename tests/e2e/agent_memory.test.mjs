@@ -3,19 +3,23 @@
 // objective states, and a later task gets it back in its context
 // ("# Recalled memories", "# Knowledge facts") and answers from it; on the
 // fake upstream (whose x-fake-tool-call header scripts the model's call)
-// an agent calls query_knowledge and a tool of
-// @modelcontextprotocol/server-everything over stdio.  The fake repeats
+// an agent calls query_knowledge and tools of
+// @modelcontextprotocol/server-everything and server-memory over stdio.  The fake repeats
 // its scripted call on every turn, so those tasks end at their max_steps:
 // the assertions are on the tool_result steps.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolve } from 'node:path';
+import { resolve, join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { startServer, tenantWithKeys } from './lib/server.mjs';
 import { startFake } from './lib/fake.mjs';
 import { addAgent, sql, waitTask } from './lib/team.mjs';
 
 const NODE = process.execPath;
 const EVERYTHING = resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const MEMORY = resolve('node_modules/@modelcontextprotocol/server-memory/dist/index.js');
+const memDir = mkdtempSync(join(tmpdir(), 'agentprov-mcp-memory-'));
 
 let srv, fake, T, fakeCfg;
 before(async () => {
@@ -25,7 +29,10 @@ before(async () => {
       AP_PROVIDER_OPENAI_BASE_URL: `${fake.url}/v1`,
       AP_PROVIDER_OPENAI_API_KEY: 'sk-fake-memory-0123456789',
       AP_FORWARD_HEADERS: 'x-fake-',
-      AP_MCP_STDIO_ALLOW: JSON.stringify({ everything: [NODE, EVERYTHING, 'stdio'] }),
+      AP_MCP_STDIO_ALLOW: JSON.stringify({
+        everything: [NODE, EVERYTHING, 'stdio'],
+        memory: { argv: [NODE, MEMORY], env: { MEMORY_FILE_PATH: join(memDir, 'memory.jsonl') } },
+      }),
     },
   });
   T = await tenantWithKeys(srv, 'Agent Memory Tenant');
@@ -35,7 +42,7 @@ before(async () => {
   assert.equal(cfg.status, 201, cfg.text);
   fakeCfg = cfg.body.id;
 });
-after(async () => { await srv?.stop(); await fake?.stop(); });
+after(async () => { await srv?.stop(); await fake?.stop(); rmSync(memDir, { recursive: true, force: true }); });
 
 function agent(name, tools, { fakeModel = false, autonomy } = {}) {
   const id = addAgent(srv, T.id, { name, role: 'assistant', capabilities: ['notes'], autonomy });
@@ -194,4 +201,27 @@ test('an agent granted an MCP tool of server-everything (stdio) calls it; the re
   }
   assert.ok(r2, 'the approved call ran: ' + JSON.stringify((await steps(t2.id)).map((s) => [s.kind, s.name, s.state, s.result])) + JSON.stringify((await srv.request('GET', `/api/v1/tenants/${T.id}/tasks/${t2.id}`)).body));
   assert.equal(r2.result.content.output, 'Echo: hi');
+});
+
+test('an agent granted a tool of server-memory (stdio) records an entity in a task; the server keeps it', async () => {
+  const reg = await srv.request('POST', `/api/v1/tenants/${T.id}/mcp-servers`, {
+    key: T.keys.tenant_admin, body: { name: 'kg', command: 'memory' },
+  });
+  assert.equal(reg.status, 201, reg.text);
+  const d = await srv.request('POST', `/api/v1/tenants/${T.id}/mcp-servers/${reg.body.id}:discover`, { key: T.keys.tenant_admin });
+  assert.equal(d.status, 200, d.text);
+  const a = agent('Graph Keeper', ['mcp:kg/create_entities'], { fakeModel: true });
+  const args = { entities: [{ name: 'Acme Batteries', entityType: 'company', observations: ['makes LFP cells'] }] };
+  const t = await run(a, 'Record Acme Batteries', scripted(`mcp__kg__create_entities:${JSON.stringify(args)}`));
+  const r = (await steps(t.id)).find((s) => s.kind === 'tool_result' && s.name === 'mcp__kg__create_entities');
+  assert.ok(r, 'the agent called create_entities');
+  assert.equal(r.result.is_error, false, JSON.stringify(r.result));
+  assert.match(JSON.stringify(r.result.content), /Acme Batteries/);
+  // the external server has it: read it back through the REST call
+  const rg = await srv.request('POST', `/api/v1/tenants/${T.id}/mcp-servers/${reg.body.id}/tools/read_graph:call`, {
+    key: T.keys.operator, body: {},
+  });
+  assert.equal(rg.status, 200, rg.text);
+  assert.match(rg.text, /Acme Batteries/);
+  assert.match(rg.text, /makes LFP cells/);
 });
