@@ -35,7 +35,6 @@
 #include "core/version.h"
 #include "llm/sse.h"
 #include "mcp/jsonrpc.h"
-#include "mcp/server.h"
 
 struct ap_mcp_conn {
     ap_arena_t *arena;

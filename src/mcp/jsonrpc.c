@@ -129,3 +129,12 @@ int ap_rpc_code_for_status(int status) {
     if (status >= 500) return AP_RPC_INTERNAL_ERROR;
     return AP_RPC_INVALID_REQUEST;
 }
+
+const char *const ap_mcp_versions[] = {"2025-06-18", "2025-03-26", "2024-11-05", NULL};
+
+bool ap_mcp_version_supported(const char *v) {
+    if (!v) return false;
+    for (const char *const *p = ap_mcp_versions; *p; p++)
+        if (strcmp(*p, v) == 0) return true;
+    return false;
+}

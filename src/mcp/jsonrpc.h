@@ -77,4 +77,10 @@ json_t *ap_rpc_request(json_t *id, const char *method, json_t *params);
  * -32603). */
 int ap_rpc_code_for_status(int status);
 
+/* MCP protocol versions this side speaks, server and client alike. */
+#define AP_MCP_LATEST_VERSION "2025-06-18"
+/* NULL-terminated, latest first. */
+extern const char *const ap_mcp_versions[];
+bool ap_mcp_version_supported(const char *v);
+
 #endif

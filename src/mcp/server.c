@@ -8,15 +8,6 @@
 #include "core/version.h"
 #include "mcp/tools.h"
 
-const char *const ap_mcp_versions[] = {"2025-06-18", "2025-03-26", "2024-11-05", NULL};
-
-bool ap_mcp_version_supported(const char *v) {
-    if (!v) return false;
-    for (const char *const *p = ap_mcp_versions; *p; p++)
-        if (strcmp(*p, v) == 0) return true;
-    return false;
-}
-
 bool ap_mcp_version_allows_batch(const char *v) {
     /* batching was removed in 2025-06-18; before initialize, the
      * transport's default (2025-03-26) applies */

@@ -29,8 +29,6 @@
 #include "policy/policy.h"
 #include "store/db.h"
 
-#define AP_MCP_LATEST_VERSION "2025-06-18"
-
 struct ap_orch_runner;
 struct ap_mem;
 
@@ -62,9 +60,6 @@ typedef struct {
     bool saw_initialized; /* notifications/initialized handled in this call */
 } ap_mcp_state_t;
 
-/* NULL-terminated, latest first. */
-extern const char *const ap_mcp_versions[];
-bool ap_mcp_version_supported(const char *v);
 bool ap_mcp_version_allows_batch(const char *v);
 
 /* Handles one message.  Returns the answer to a request (result or
