@@ -97,7 +97,8 @@ static struct ap_app app;
 static int get(const char *path, char **body) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ap_server_port(srv))};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)ap_server_port(srv))};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     struct timeval tv = {10, 0};
@@ -135,16 +136,23 @@ static void expect(const char *path, int status, ...) {
     ap_free(body);
 }
 
-static void use_db(void) {
+/* Each test gets a fresh database of the group's backend. */
+static int open_db(void **state) {
+    (void)state;
+    svc_reset();
+    app.db = tu_db_open(tu_backend());
+    return app.db ? 0 : -1;
+}
+
+static int close_db(void **state) {
+    (void)state;
     ap_db_close(app.db);
     app.db = NULL;
-    app.db = tu_open();
+    return 0;
 }
 
 static void test_page_defaults_and_bounds(void **state) {
     (void)state;
-    use_db();
-    svc_reset();
     expect("/list", 200, "{\"data\":[{\"n\":1}],\"next_cursor\":null}", NULL);
     assert_int_equal(svc.calls, 1);
     assert_int_equal(svc.limit, 50);
@@ -165,14 +173,10 @@ static void test_page_defaults_and_bounds(void **state) {
     /* the limit is checked before the cursor */
     expect("/list?limit=0&cursor=nope", 400, "invalid limit", NULL);
     assert_int_equal(svc.calls, 3); /* never called for a bad request */
-    ap_db_close(app.db);
-    app.db = NULL;
 }
 
 static void test_cursor_must_be_a_uuid(void **state) {
     (void)state;
-    use_db();
-    svc_reset();
     expect("/list?cursor=nope", 400, "urn:agentprov:problem:invalid-parameter",
            "\"title\":\"invalid cursor\"", "cursor \\\"nope\\\" is not one this list returned",
            NULL);
@@ -182,14 +186,10 @@ static void test_cursor_must_be_a_uuid(void **state) {
     assert_int_equal(svc.calls, 0);
     expect("/list?cursor=" UUID_A, 200, "\"data\"", NULL);
     assert_string_equal(svc.after, UUID_A);
-    ap_db_close(app.db);
-    app.db = NULL;
 }
 
 static void test_service_answer_is_the_page_or_the_problem(void **state) {
     (void)state;
-    use_db();
-    svc_reset();
     svc.next = UUID_A;
     expect("/list?limit=1", 200, "\"next_cursor\":\"" UUID_A "\"", NULL);
     svc.fail = AP_ERR_NOT_FOUND; /* leaves its items: released, no leak */
@@ -203,14 +203,10 @@ static void test_service_answer_is_the_page_or_the_problem(void **state) {
     svc.fail = AP_OK;
     expect("/filtered?limit=2", 200, "\"next_cursor\":\"from-ud\"", NULL);
     assert_int_equal(svc.limit, 2);
-    ap_db_close(app.db);
-    app.db = NULL;
 }
 
 static void test_get_one(void **state) {
     (void)state;
-    use_db();
-    svc_reset();
     expect("/things/" UUID_A, 200, "{\"id\":\"" UUID_A "\"}", NULL);
     assert_int_equal(svc.calls, 1);
     expect("/things/not-a-uuid", 404, "urn:agentprov:problem:not-found",
@@ -219,8 +215,6 @@ static void test_get_one(void **state) {
     svc.fail = AP_ERR_NOT_FOUND;
     expect("/things/" UUID_A, 404, "\"title\":\"not here\"", "no thing", NULL);
     assert_int_equal(svc.calls, 2);
-    ap_db_close(app.db);
-    app.db = NULL;
 }
 
 int main(void) {
@@ -236,10 +230,12 @@ int main(void) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_page_defaults_and_bounds),
-        cmocka_unit_test(test_cursor_must_be_a_uuid),
-        cmocka_unit_test(test_service_answer_is_the_page_or_the_problem),
-        cmocka_unit_test(test_get_one),
+#define T(t) cmocka_unit_test_setup_teardown(t, open_db, close_db)
+        T(test_page_defaults_and_bounds),
+        T(test_cursor_must_be_a_uuid),
+        T(test_service_answer_is_the_page_or_the_problem),
+        T(test_get_one),
+#undef T
     };
     int failed = 0;
     setenv("TU_BACKEND", "sqlite", 1);
@@ -249,7 +245,6 @@ int main(void) {
         failed += cmocka_run_group_tests_name("postgres", tests, NULL, NULL);
     }
     ap_server_stop(srv);
-    ap_db_close(app.db);
     ap_metrics_free(app.metrics);
     return failed;
 }
