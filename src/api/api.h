@@ -35,8 +35,8 @@ void ap_api_bad_cursor(ap_req_t *r, const char *cursor);
  * helper fails before the call (a malformed parameter, the store down) it
  * answers the problem and never calls the callback. */
 
-/* One page of a list: ?limit= (default 50, at most 500) and ?cursor=
- * (NULL when absent or empty). */
+/* One page of a list: its size, and the cursor it starts after (NULL: the
+ * first page). */
 typedef struct {
     int limit;
     const char *cursor;
@@ -46,8 +46,8 @@ typedef struct {
  * after the cursor `after`; *next is NULL on the last page. */
 typedef ap_rc (*ap_api_page_fn)(ap_tx_t *tx, const char *tenant_id, const char *after, int limit,
                                 json_t **items, const char **next, ap_err_t *err);
-/* A list with more than a page to read (filters, a parent id): ud carries
- * them.  On failure *items may be left set; it is released. */
+/* A list that needs more than its page (filters, a parent id): ud carries
+ * it.  On failure *items may be left set; it is released. */
 typedef ap_rc (*ap_api_list_fn)(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg,
                                 void *ud, json_t **items, const char **next, ap_err_t *err);
 /* The shape of the services' get functions: one resource by id. */

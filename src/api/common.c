@@ -6,8 +6,8 @@
  *    arena, after the answer is rendered (the rows the answer quotes live
  *    there too).
  * 2. A cursor is checked before the transaction starts, so a malformed one
- *    costs no store connection; the lists keyed by something else than a
- *    UUID (versions, audit sequence numbers, skill names, catalog ids)
+ *    costs no store connection; the lists keyed by something other than
+ *    a UUID (versions, audit sequence numbers, skill names, catalog ids)
  *    check their own and call ap_api_list.
  */
 #include "api/api.h"
