@@ -31,17 +31,6 @@
         ap_api_done((r), rc, &err, (status), out);                                         \
     } while (0)
 
-#define READ_TX(r, call)                                                                   \
-    do {                                                                                   \
-        ap_err_t err = {0};                                                                \
-        ap_tx_t *tx;                                                                       \
-        json_t *out = NULL;                                                                \
-        ap_rc rc = ap_db_begin((r)->app->db, (r)->tenant_id, AP_TX_READ, (r)->arena, &tx,   \
-                               &err);                                                      \
-        if (!rc) rc = (call);                                                              \
-        ap_api_done((r), rc, &err, 200, out);                                              \
-    } while (0)
-
 /* --- groups --- */
 
 void ap_h_group_create(ap_req_t *r) {
@@ -52,30 +41,11 @@ void ap_h_group_create(ap_req_t *r) {
 }
 
 void ap_h_group_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, ap_req_utf8(r->arena, cursor));
-        return;
-    }
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_group_list(tx, r->tenant_id, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list_page(r, ap_orch_group_list);
 }
 
 void ap_h_group_get(ap_req_t *r) {
-    const char *id;
-    if (!ap_api_id(r, "group_id", &id)) return;
-    READ_TX(r, ap_orch_group_get(tx, r->tenant_id, id, &out, &err));
+    ap_api_get_one(r, "group_id", ap_orch_group_get);
 }
 
 void ap_h_group_update(ap_req_t *r) {
@@ -106,9 +76,7 @@ void ap_h_group_member_remove(ap_req_t *r) {
 }
 
 void ap_h_group_hierarchy(ap_req_t *r) {
-    const char *id;
-    if (!ap_api_id(r, "group_id", &id)) return;
-    READ_TX(r, ap_orch_group_hierarchy(tx, r->tenant_id, id, &out, &err));
+    ap_api_get_one(r, "group_id", ap_orch_group_hierarchy);
 }
 
 /* --- relationships --- */
@@ -120,15 +88,14 @@ void ap_h_rel_create(ap_req_t *r) {
     json_decref(in);
 }
 
+static ap_rc rel_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *f,
+                      json_t **items, const char **next, ap_err_t *err) {
+    return ap_orch_rel_list(tx, tenant_id, f, pg->cursor, pg->limit, items, next, err);
+}
+
 void ap_h_rel_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    ap_err_t err = {0};
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, ap_req_utf8(r->arena, cursor));
-        return;
-    }
+    ap_api_page_t pg;
+    if (!ap_api_page(r, &pg)) return;
     ap_orch_rel_filter_t f = {ap_req_query(r, "agent_id"), ap_req_query(r, "group_id"),
                               ap_req_query(r, "type")};
     const char *bad = f.agent_id && !ap_uuid_valid(f.agent_id)   ? "agent_id"
@@ -140,6 +107,7 @@ void ap_h_rel_list(ap_req_t *r) {
         if (!*t) bad = "type";
     }
     if (bad) {
+        ap_err_t err;
         ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid filter",
                    "agent_id and group_id are UUIDs; type is supervises, delegates_to, "
                    "collaborates_with, reports_to or consults",
@@ -148,22 +116,11 @@ void ap_h_rel_list(ap_req_t *r) {
         ap_resp_problem(r, &err);
         return;
     }
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_rel_list(tx, r->tenant_id, &f, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list(r, &pg, rel_list, &f);
 }
 
 void ap_h_rel_get(ap_req_t *r) {
-    const char *id;
-    if (!ap_api_id(r, "relationship_id", &id)) return;
-    READ_TX(r, ap_orch_rel_get(tx, r->tenant_id, id, &out, &err));
+    ap_api_get_one(r, "relationship_id", ap_orch_rel_get);
 }
 
 void ap_h_rel_update(ap_req_t *r) {
@@ -192,29 +149,29 @@ void ap_h_skill_create(ap_req_t *r) {
     json_decref(in);
 }
 
+static ap_rc skill_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *aid,
+                        json_t **items, const char **next, ap_err_t *err) {
+    return ap_orch_skill_list(tx, tenant_id, aid, pg->cursor, pg->limit, items, next, err);
+}
+
+/* The cursor is a skill name: any text. */
 void ap_h_skill_list(ap_req_t *r) {
     const char *aid;
-    if (!ap_api_id(r, "agent_id", &aid)) return;
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_skill_list(tx, r->tenant_id, aid, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_page_t pg;
+    if (!ap_api_id(r, "agent_id", &aid) || ap_req_page(r, 50, 500, &pg.limit, &pg.cursor)) return;
+    ap_api_list(r, &pg, skill_list, (void *)aid);
+}
+
+static ap_rc skill_get(ap_tx_t *tx, const char *tenant_id, void *ids, json_t **out,
+                       ap_err_t *err) {
+    const char **id = ids;
+    return ap_orch_skill_get(tx, tenant_id, id[0], id[1], out, err);
 }
 
 void ap_h_skill_get(ap_req_t *r) {
-    const char *aid, *sid;
-    if (!ap_api_id(r, "agent_id", &aid) || !ap_api_id(r, "skill_id", &sid)) return;
-    READ_TX(r, ap_orch_skill_get(tx, r->tenant_id, aid, sid, &out, &err));
+    const char *ids[2];
+    if (ap_api_id(r, "agent_id", &ids[0]) && ap_api_id(r, "skill_id", &ids[1]))
+        ap_api_read(r, skill_get, ids);
 }
 
 void ap_h_skill_update(ap_req_t *r) {

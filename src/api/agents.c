@@ -33,20 +33,20 @@ void ap_h_agent_create(ap_req_t *r) {
 static const char *const statuses[] = {"draft",   "validated", "deployed", "running",
                                        "paused",  "retired",   NULL};
 
+static ap_rc agent_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg,
+                        void *status, json_t **items, const char **next, ap_err_t *err) {
+    return ap_orch_agent_list(tx, tenant_id, status, pg->cursor, pg->limit, items, next, err);
+}
+
 void ap_h_agent_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, cursor);
-        return;
-    }
-    ap_err_t err = {0};
+    ap_api_page_t pg;
+    if (!ap_api_page(r, &pg)) return;
     const char *status = ap_req_query(r, "status");
     if (status) {
         const char *const *s = statuses;
         while (*s && strcmp(*s, status) != 0) s++;
         if (!*s) {
+            ap_err_t err;
             ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid status filter",
                        "use draft, validated, deployed, running, paused or retired",
                        "status is \"%.32s\"", ap_req_utf8(r->arena, status));
@@ -54,27 +54,11 @@ void ap_h_agent_list(ap_req_t *r) {
             return;
         }
     }
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_agent_list(tx, r->tenant_id, status, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list(r, &pg, agent_list, (void *)status);
 }
 
 void ap_h_agent_get(ap_req_t *r) {
-    const char *id;
-    if (!ap_api_id(r, "agent_id", &id)) return;
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *out = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_agent_get(tx, r->tenant_id, id, &out, &err);
-    ap_api_done(r, rc, &err, 200, out);
+    ap_api_get_one(r, "agent_id", ap_orch_agent_get);
 }
 
 void ap_h_agent_update(ap_req_t *r) {
@@ -101,48 +85,54 @@ static int parse_version(const char *s) {
     return v >= 1 ? v : -1;
 }
 
-void ap_h_agent_versions(ap_req_t *r) {
+/* An agent and a version number: the cursor of its versions, or the one
+ * to get. */
+typedef struct {
     const char *id;
-    if (!ap_api_id(r, "agent_id", &id)) return;
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    int after = 0;
-    if (cursor && (after = parse_version(cursor)) < 0) {
-        ap_api_bad_cursor(r, ap_req_utf8(r->arena, cursor));
+    int version;
+} version_ref_t;
+
+static ap_rc versions(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *ud,
+                      json_t **items, const char **next, ap_err_t *err) {
+    const version_ref_t *v = ud;
+    int n = 0;
+    ap_rc rc = ap_orch_agent_versions(tx, tenant_id, v->id, v->version, pg->limit, items, &n, err);
+    if (!rc && n) *next = ap_arena_printf(ap_tx_arena(tx), "%d", n);
+    return rc;
+}
+
+/* The cursor is the last version number of the previous page. */
+void ap_h_agent_versions(ap_req_t *r) {
+    version_ref_t v = {NULL, 0};
+    ap_api_page_t pg;
+    if (!ap_api_id(r, "agent_id", &v.id) || ap_req_page(r, 50, 500, &pg.limit, &pg.cursor)) return;
+    if (pg.cursor && (v.version = parse_version(pg.cursor)) < 0) {
+        ap_api_bad_cursor(r, pg.cursor);
         return;
     }
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    int next = 0;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_agent_versions(tx, r->tenant_id, id, after, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next ? ap_arena_printf(r->arena, "%d", next) : NULL);
+    ap_api_list(r, &pg, versions, &v);
+}
+
+static ap_rc version_get(ap_tx_t *tx, const char *tenant_id, void *ud, json_t **out,
+                         ap_err_t *err) {
+    const version_ref_t *v = ud;
+    return ap_orch_agent_version_get(tx, tenant_id, v->id, v->version, out, err);
 }
 
 void ap_h_agent_version_get(ap_req_t *r) {
-    const char *id;
-    if (!ap_api_id(r, "agent_id", &id)) return;
-    ap_err_t err = {0};
+    version_ref_t v;
+    if (!ap_api_id(r, "agent_id", &v.id)) return;
     const char *vs = ap_req_param(r, "version");
-    int version = parse_version(vs);
-    if (version < 0) {
+    v.version = parse_version(vs);
+    if (v.version < 0) {
+        ap_err_t err;
         ap_err_set(&err, AP_ERR_NOT_FOUND, "not-found", "version not found",
                    "versions are positive integers: GET …/agents/{agent_id}/versions lists them",
                    "\"%.32s\" is not a version number", ap_req_utf8(r->arena, vs ? vs : ""));
         ap_resp_problem(r, &err);
         return;
     }
-    ap_tx_t *tx;
-    json_t *out = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_agent_version_get(tx, r->tenant_id, id, version, &out, &err);
-    ap_api_done(r, rc, &err, 200, out);
+    ap_api_read(r, version_get, &v);
 }
 
 static void transition(ap_req_t *r, ap_agent_op op) {

@@ -5,6 +5,10 @@
  *    aliases; the OpenAPI spec is held to it by a test, both ways.
  * 2. Handlers parse and validate, call one service function inside one
  *    transaction, and render; ap_api_done does the rendering part.
+ * 3. Reads share one shape (parameters, a READ transaction, one call, a
+ *    page or a 200): ap_api_list_page and ap_api_get_one are whole
+ *    handlers for the services' list and get functions; handlers with
+ *    filters parse them, then call ap_api_list or ap_api_read.
  */
 #ifndef AP_API_API_H
 #define AP_API_API_H
@@ -21,6 +25,52 @@ void ap_api_done(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t 
 bool ap_api_id(ap_req_t *r, const char *param, const char **out);
 /* Answers 400 for a ?cursor= this API did not hand out, naming it. */
 void ap_api_bad_cursor(ap_req_t *r, const char *cursor);
+
+/* --- read handlers: one READ transaction in the request's tenant scope
+ * (r->tenant_id; platform scope when NULL), one call, one answer ---
+ *
+ * The callbacks run on the request's thread, inside the transaction, and
+ * never answer: they return their result (arena memory of the
+ * transaction, or new JSON references) and an error in err.  When a
+ * helper fails before the call (a malformed parameter, the store down) it
+ * answers the problem and never calls the callback. */
+
+/* One page of a list: its size, and the cursor it starts after (NULL: the
+ * first page). */
+typedef struct {
+    int limit;
+    const char *cursor;
+} ap_api_page_t;
+
+/* The shape of the services' list functions: one page of a tenant's rows
+ * after the cursor `after`; *next is NULL on the last page. */
+typedef ap_rc (*ap_api_page_fn)(ap_tx_t *tx, const char *tenant_id, const char *after, int limit,
+                                json_t **items, const char **next, ap_err_t *err);
+/* A list that needs more than its page (filters, a parent id): ud carries
+ * it.  On failure *items may be left set; it is released. */
+typedef ap_rc (*ap_api_list_fn)(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg,
+                                void *ud, json_t **items, const char **next, ap_err_t *err);
+/* The shape of the services' get functions: one resource by id. */
+typedef ap_rc (*ap_api_get_fn)(ap_tx_t *tx, const char *tenant_id, const char *id, json_t **out,
+                               ap_err_t *err);
+/* A read whose arguments are not one id: ud carries them. */
+typedef ap_rc (*ap_api_read_fn)(ap_tx_t *tx, const char *tenant_id, void *ud, json_t **out,
+                                ap_err_t *err);
+
+/* Parses ?limit= (1..500, default 50) and ?cursor=, which must be a UUID
+ * (the lists keyed by id); answers the problem and returns false when
+ * either is malformed. */
+bool ap_api_page(ap_req_t *r, ap_api_page_t *pg);
+/* Runs fn for pg and answers {"data": items, "next_cursor": next|null},
+ * or fn's problem. */
+void ap_api_list(ap_req_t *r, const ap_api_page_t *pg, ap_api_list_fn fn, void *ud);
+/* A whole list handler: ap_api_page, then fn for that page. */
+void ap_api_list_page(ap_req_t *r, ap_api_page_fn fn);
+/* Runs fn and answers 200 with its result, or its problem. */
+void ap_api_read(ap_req_t *r, ap_api_read_fn fn, void *ud);
+/* A whole get handler: the UUID path parameter `param` (404 when it is
+ * not one, see ap_api_id), then fn for it. */
+void ap_api_get_one(ap_req_t *r, const char *param, ap_api_get_fn fn);
 
 /* handlers */
 void ap_h_healthz(ap_req_t *r);

@@ -43,36 +43,36 @@ static bool text_param(ap_req_t *r, const char *name, const char **out) {
     return false;
 }
 
+static ap_rc audit_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *f,
+                        json_t **items, const char **next, ap_err_t *err) {
+    (void)pg; /* in the filter */
+    int64_t seq = 0;
+    ap_rc rc = ap_audit_list(tx, tenant_id, f, items, &seq, err);
+    if (!rc && seq) *next = ap_arena_printf(ap_tx_arena(tx), "%lld", (long long)seq);
+    return rc;
+}
+
+/* The cursor is the sequence number of the previous page's last entry. */
 void ap_h_audit_list(ap_req_t *r) {
-    ap_audit_filter_t f = {0};
-    const char *cursor;
-    if (ap_req_page(r, 100, 500, &f.limit, &cursor)) return;
+    ap_api_page_t pg;
+    if (ap_req_page(r, 100, 500, &pg.limit, &pg.cursor)) return;
+    ap_audit_filter_t f = {.limit = pg.limit};
     if (!time_param(r, "since", &f.since) || !time_param(r, "until", &f.until)) return;
-    ap_err_t err = {0};
-    if (cursor) {
+    if (pg.cursor) {
         /* a sequence number: digits only (strtoll alone takes " +5" and
          * clamps what overflows) */
-        size_t n = strspn(cursor, "0123456789");
-        if (n == 0 || n > 18 || cursor[n]) {
-            ap_api_bad_cursor(r, cursor);
+        size_t n = strspn(pg.cursor, "0123456789");
+        if (n == 0 || n > 18 || pg.cursor[n]) {
+            ap_api_bad_cursor(r, pg.cursor);
             return;
         }
-        f.after_seq = strtoll(cursor, NULL, 10);
+        f.after_seq = strtoll(pg.cursor, NULL, 10);
     }
     if (!text_param(r, "actor", &f.actor_id) || !text_param(r, "action", &f.action) ||
         !text_param(r, "resource_type", &f.resource_type) ||
         !text_param(r, "resource_id", &f.resource_id))
         return;
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    int64_t next = 0;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_audit_list(tx, r->tenant_id, &f, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next ? ap_arena_printf(r->arena, "%lld", (long long)next) : NULL);
+    ap_api_list(r, &pg, audit_list, &f);
 }
 
 void ap_h_audit_verify(ap_req_t *r) {

@@ -53,35 +53,11 @@ void ap_h_key_create(ap_req_t *r) {
 }
 
 void ap_h_key_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    ap_err_t err = {0};
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, cursor);
-        return;
-    }
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_apikey_list(tx, r->tenant_id, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list_page(r, ap_apikey_list);
 }
 
 void ap_h_key_get(ap_req_t *r) {
-    const char *id;
-    if (!ap_api_id(r, "key_id", &id)) return;
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *out = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_apikey_get(tx, r->tenant_id, id, &out, &err);
-    ap_api_done(r, rc, &err, 200, out);
+    ap_api_get_one(r, "key_id", ap_apikey_get);
 }
 
 void ap_h_key_revoke(ap_req_t *r) {

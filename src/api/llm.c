@@ -54,68 +54,66 @@ static bool include_inactive(ap_req_t *r, bool *out) {
     return true;
 }
 
+static ap_rc provider_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg,
+                           void *inactive, json_t **items, const char **next, ap_err_t *err) {
+    return ap_catalog_provider_list(tx, tenant_id, *(bool *)inactive, pg->cursor, pg->limit,
+                                    items, next, err);
+}
+
+/* The cursors of the catalog are provider and model ids: any text. */
 void ap_h_llm_provider_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
+    ap_api_page_t pg;
     bool inactive;
-    if (ap_req_page(r, 50, 500, &limit, &cursor) || !include_inactive(r, &inactive)) return;
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc)
-        rc = ap_catalog_provider_list(tx, r->tenant_id, inactive, cursor, limit, &items, &next,
-                                      &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
+    if (ap_req_page(r, 50, 500, &pg.limit, &pg.cursor) || !include_inactive(r, &inactive)) return;
+    ap_api_list(r, &pg, provider_list, &inactive);
+}
+
+/* The models after the cursor, or the one named by ?id= as a page of one. */
+typedef struct {
+    ap_catalog_filter_t f;
+    const char *id;
+} model_query_t;
+
+static ap_rc model_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *ud,
+                        json_t **items, const char **next, ap_err_t *err) {
+    (void)pg; /* in the filter */
+    const model_query_t *q = ud;
+    if (!q->id) return ap_catalog_model_list(tx, tenant_id, &q->f, items, next, err);
+    json_t *one = NULL;
+    ap_rc rc = ap_catalog_model_get(tx, tenant_id, q->id, &one, err);
+    if (!rc) {
+        *items = json_array();
+        json_array_append_new(*items, one);
     }
-    ap_resp_page(r, items, next);
+    return rc;
 }
 
 void ap_h_llm_model_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
+    ap_api_page_t pg;
     bool inactive;
-    if (ap_req_page(r, 50, 500, &limit, &cursor) || !include_inactive(r, &inactive)) return;
-    ap_catalog_filter_t f = {
-        .provider = query(r, "provider"),
-        .capability = query(r, "capability"),
-        .tier = query(r, "tier"),
-        .max_price = query(r, "max_price"),
-        .include_inactive = inactive,
-        .after = cursor,
-        .limit = limit,
+    if (ap_req_page(r, 50, 500, &pg.limit, &pg.cursor) || !include_inactive(r, &inactive)) return;
+    model_query_t q = {
+        .f = {
+            .provider = query(r, "provider"),
+            .capability = query(r, "capability"),
+            .tier = query(r, "tier"),
+            .max_price = query(r, "max_price"),
+            .include_inactive = inactive,
+            .after = pg.cursor,
+            .limit = pg.limit,
+        },
+        .id = query(r, "id"),
     };
-    const char *id = query(r, "id");
-    ap_err_t err = {0};
-    if (id && (f.provider || f.capability || f.tier || f.max_price || cursor)) {
+    const ap_catalog_filter_t *f = &q.f;
+    if (q.id && (f->provider || f->capability || f->tier || f->max_price || f->after)) {
+        ap_err_t err;
         ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "id does not combine with filters",
                    "look one model up with ?id= alone, or list with filters",
                    "id was given with provider, capability, tier, max_price or cursor");
         ap_resp_problem(r, &err);
         return;
     }
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc && id) {
-        json_t *one = NULL;
-        rc = ap_catalog_model_get(tx, r->tenant_id, id, &one, &err);
-        if (!rc) {
-            items = json_array();
-            json_array_append_new(items, one);
-        }
-    } else if (!rc) {
-        rc = ap_catalog_model_list(tx, r->tenant_id, &f, &items, &next, &err);
-    }
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list(r, &pg, model_list, &q);
 }
 
 void ap_h_llm_model_create(ap_req_t *r) {
@@ -176,25 +174,7 @@ void ap_h_llm_private_create(ap_req_t *r) {
 }
 
 void ap_h_llm_private_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, cursor);
-        return;
-    }
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc)
-        rc = ap_catalog_private_list(tx, r->tenant_id, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list_page(r, ap_catalog_private_list);
 }
 
 void ap_h_llm_private_delete(ap_req_t *r) {

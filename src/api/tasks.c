@@ -72,53 +72,39 @@ static bool id_param(ap_req_t *r, const char *name, const char **out) {
     return false;
 }
 
+static ap_rc task_list(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *f,
+                       json_t **items, const char **next, ap_err_t *err) {
+    (void)pg; /* in the filter */
+    return ap_orch_task_list(tx, tenant_id, f, items, next, err);
+}
+
 void ap_h_task_list(ap_req_t *r) {
-    ap_orch_task_filter_t f = {0};
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &f.limit, &cursor)) return;
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, cursor);
-        return;
-    }
-    f.after = cursor;
+    ap_api_page_t pg;
+    if (!ap_api_page(r, &pg)) return;
+    ap_orch_task_filter_t f = {.limit = pg.limit, .after = pg.cursor};
     if (!enum_param(r, "status", ap_orch_task_statuses, &f.status) ||
         !enum_param(r, "priority", ap_orch_task_priorities, &f.priority) ||
         !id_param(r, "agent_id", &f.agent_id) || !id_param(r, "group_id", &f.group_id) ||
         !id_param(r, "parent_task_id", &f.parent_task_id))
         return;
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_orch_task_list(tx, r->tenant_id, &f, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list(r, &pg, task_list, &f);
 }
 
-typedef ap_rc (*read_fn)(ap_tx_t *, const char *, const char *, json_t **, ap_err_t *);
+void ap_h_task_get(ap_req_t *r) { ap_api_get_one(r, "task_id", ap_orch_task_get); }
+void ap_h_task_tree(ap_req_t *r) { ap_api_get_one(r, "task_id", ap_orch_task_tree); }
 
-static void task_read(ap_req_t *r, read_fn fn, bool page) {
+/* The steps, whole, as one page. */
+static ap_rc task_steps(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *id,
+                        json_t **items, const char **next, ap_err_t *err) {
+    (void)pg;
+    (void)next;
+    return ap_orch_task_steps(tx, tenant_id, id, items, err);
+}
+
+void ap_h_task_steps(ap_req_t *r) {
     const char *id;
-    if (!ap_api_id(r, "task_id", &id)) return;
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *out = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = fn(tx, r->tenant_id, id, &out, &err);
-    if (!rc && page) {
-        ap_resp_page(r, out, NULL);
-        return;
-    }
-    ap_api_done(r, rc, &err, 200, out);
+    if (ap_api_id(r, "task_id", &id)) ap_api_list(r, &(ap_api_page_t){0}, task_steps, (void *)id);
 }
-
-void ap_h_task_get(ap_req_t *r) { task_read(r, ap_orch_task_get, false); }
-void ap_h_task_tree(ap_req_t *r) { task_read(r, ap_orch_task_tree, false); }
-void ap_h_task_steps(ap_req_t *r) { task_read(r, ap_orch_task_steps, true); }
 
 void ap_h_task_cancel(ap_req_t *r) {
     const char *id;
@@ -161,36 +147,28 @@ static void decide(ap_req_t *r, bool approve) {
 void ap_h_task_approve(ap_req_t *r) { decide(r, true); }
 void ap_h_task_reject(ap_req_t *r) { decide(r, false); }
 
-static void messages(ap_req_t *r, const char *task_id) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, cursor);
-        return;
-    }
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *items = NULL, *t = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc && task_id) rc = ap_orch_task_get(tx, r->tenant_id, task_id, &t, &err);
+/* A task's messages (404 when there is no such task), or all of them. */
+static ap_rc messages(ap_tx_t *tx, const char *tenant_id, const ap_api_page_t *pg, void *task_id,
+                      json_t **items, const char **next, ap_err_t *err) {
+    json_t *t = NULL;
+    ap_rc rc = task_id ? ap_orch_task_get(tx, tenant_id, task_id, &t, err) : AP_OK;
     json_decref(t);
-    if (!rc) rc = ap_orch_message_list(tx, r->tenant_id, task_id, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    if (!rc)
+        rc = ap_orch_message_list(tx, tenant_id, task_id, pg->cursor, pg->limit, items, next, err);
+    return rc;
 }
 
 void ap_h_task_messages(ap_req_t *r) {
     const char *id;
-    if (!ap_api_id(r, "task_id", &id)) return;
-    messages(r, id);
+    ap_api_page_t pg;
+    if (ap_api_id(r, "task_id", &id) && ap_api_page(r, &pg))
+        ap_api_list(r, &pg, messages, (void *)id);
 }
 
-void ap_h_message_list(ap_req_t *r) { messages(r, NULL); }
+void ap_h_message_list(ap_req_t *r) {
+    ap_api_page_t pg;
+    if (ap_api_page(r, &pg)) ap_api_list(r, &pg, messages, NULL);
+}
 
 void ap_h_message_create(ap_req_t *r) {
     json_t *in;

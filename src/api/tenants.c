@@ -48,42 +48,41 @@ void ap_h_tenant_create(ap_req_t *r) {
     ap_api_done(r, rc, &err, 201, out);
 }
 
+/* A platform route: no tenant, so the transaction is in platform scope. */
+static ap_rc tenant_list(ap_tx_t *tx, const char *no_tenant, const ap_api_page_t *pg,
+                         void *status, json_t **items, const char **next, ap_err_t *err) {
+    (void)no_tenant;
+    return ap_tenant_list(tx, status, pg->cursor, pg->limit, items, next, err);
+}
+
 void ap_h_tenant_list(ap_req_t *r) {
-    int limit;
-    const char *cursor;
-    if (ap_req_page(r, 50, 500, &limit, &cursor)) return;
+    ap_api_page_t pg;
+    if (ap_req_page(r, 50, 500, &pg.limit, &pg.cursor)) return;
     const char *status = ap_req_query(r, "status");
-    ap_err_t err = {0};
     if (status && strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0 &&
         strcmp(status, "deleted") != 0) {
+        ap_err_t err;
         ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid status filter",
                    "use active, suspended or deleted", "status is \"%.32s\"", status);
         ap_resp_problem(r, &err);
         return;
     }
-    if (cursor && !ap_uuid_valid(cursor)) {
-        ap_api_bad_cursor(r, cursor);
+    /* the cursor after the filter: with both wrong, the status is named */
+    if (pg.cursor && !ap_uuid_valid(pg.cursor)) {
+        ap_api_bad_cursor(r, pg.cursor);
         return;
     }
-    ap_tx_t *tx;
-    json_t *items = NULL;
-    const char *next = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, NULL, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_tenant_list(tx, status, cursor, limit, &items, &next, &err);
-    if (rc) {
-        ap_resp_problem(r, &err);
-        return;
-    }
-    ap_resp_page(r, items, next);
+    ap_api_list(r, &pg, tenant_list, (void *)status);
+}
+
+static ap_rc tenant_get(ap_tx_t *tx, const char *tenant_id, void *ud, json_t **out,
+                        ap_err_t *err) {
+    (void)ud;
+    return ap_tenant_get(tx, tenant_id, out, err);
 }
 
 void ap_h_tenant_get(ap_req_t *r) {
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    json_t *out = NULL;
-    ap_rc rc = ap_db_begin(r->app->db, r->tenant_id, AP_TX_READ, r->arena, &tx, &err);
-    if (!rc) rc = ap_tenant_get(tx, r->tenant_id, &out, &err);
-    ap_api_done(r, rc, &err, 200, out);
+    ap_api_read(r, tenant_get, NULL);
 }
 
 void ap_h_tenant_self(ap_req_t *r) {

@@ -211,11 +211,7 @@ ap_rc ap_apikey_list(ap_tx_t *tx, const char *tenant_id, const char *after, int 
                            " ORDER BY id LIMIT ?",
                            p, 3, &rows, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, row_json(&rows, i));
-    *next = rows.nrows > limit ? ap_rows_get(&rows, n - 1, "id") : NULL;
-    *out = arr;
+    *out = ap_rows_page(&rows, limit, row_json, "id", next);
     return AP_OK;
 }
 

@@ -33,6 +33,10 @@ const ap_jfield_t ap_user_update_fields[] = {
 
 #define USER_COLS "id, tenant_id, email, display_name, role, status, created_at, updated_at"
 
+static json_t *user_json(const ap_rows_t *r, int i) {
+    return ap_rows_json(r, i, NULL);
+}
+
 static ap_rc not_found(ap_err_t *err, const char *id) {
     return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "user not found", "check the user id",
                       "no user with id \"%s\" in this tenant", id);
@@ -93,7 +97,7 @@ ap_rc ap_user_create(ap_tx_t *tx, const char *tenant_id, const ap_actor_t *actor
         return ap_err_set(err, AP_ERR_CONFLICT, "conflict", "email already in use",
                           "use another email, or update the existing user",
                           "a user with email \"%s\" exists in this tenant", email);
-    *out = ap_rows_json(&rows, 0, NULL);
+    *out = user_json(&rows, 0);
     json_t *changes = json_pack("{s:s,s:s,s:s}", "email", email, "role", ap_role_name(role),
                                 "status", status ? status : "active");
     ap_audit_event_t ev = {"user.create", "user", id, "success", changes};
@@ -115,11 +119,7 @@ ap_rc ap_user_list(ap_tx_t *tx, const char *tenant_id, const char *after, int li
                            " ORDER BY id LIMIT ?",
                            p, 3, &rows, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, ap_rows_json(&rows, i, NULL));
-    *next = rows.nrows > limit ? ap_rows_get(&rows, n - 1, "id") : NULL;
-    *out = arr;
+    *out = ap_rows_page(&rows, limit, user_json, "id", next);
     return AP_OK;
 }
 
@@ -137,7 +137,7 @@ ap_rc ap_user_get(ap_tx_t *tx, const char *tenant_id, const char *id, json_t **o
     ap_rows_t rows;
     ap_rc rc = fetch(tx, tenant_id, id, &rows, err);
     if (rc) return rc;
-    *out = ap_rows_json(&rows, 0, NULL);
+    *out = user_json(&rows, 0);
     return AP_OK;
 }
 
@@ -176,7 +176,7 @@ ap_rc ap_user_update(ap_tx_t *tx, const char *tenant_id, const ap_actor_t *actor
     ap_audit_event_t ev = {"user.update", "user", id, "success", in};
     rc = ap_audit_append(tx, tenant_id, actor, &ev, NULL, err);
     if (rc) return rc;
-    *out = ap_rows_json(&rows, 0, NULL);
+    *out = user_json(&rows, 0);
     return AP_OK;
 }
 

@@ -439,11 +439,7 @@ ap_rc ap_orch_agent_list(ap_tx_t *tx, const char *tenant_id, const char *status,
                            " AND status = COALESCE(?, status) ORDER BY id LIMIT ?",
                            p, 4, &rows, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, agent_json(&rows, i));
-    if (rows.nrows > limit) *next = ap_rows_get(&rows, limit - 1, "id");
-    *out = arr;
+    *out = ap_rows_page(&rows, limit, agent_json, "id", next);
     return AP_OK;
 }
 
@@ -465,11 +461,9 @@ ap_rc ap_orch_agent_versions(ap_tx_t *tx, const char *tenant_id, const char *id,
                      " ORDER BY version DESC LIMIT ?",
                      p, 5, &rows, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, version_json(&rows, i));
-    if (rows.nrows > limit) *next = (int)ap_rows_int(&rows, limit - 1, "version", 0);
-    *out = arr;
+    const char *last;
+    *out = ap_rows_page(&rows, limit, version_json, "version", &last);
+    if (last) *next = atoi(last);
     return AP_OK;
 }
 

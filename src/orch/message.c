@@ -168,10 +168,6 @@ ap_rc ap_orch_message_list(ap_tx_t *tx, const char *tenant_id, const char *task_
                          p, 3, &r, err);
     }
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = r.nrows > limit ? limit : r.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, msg_json(&r, i));
-    *next = r.nrows > limit ? ap_rows_get(&r, n - 1, "id") : NULL;
-    *out = arr;
+    *out = ap_rows_page(&r, limit, msg_json, "id", next);
     return AP_OK;
 }

@@ -311,11 +311,7 @@ ap_rc ap_orch_rel_list(ap_tx_t *tx, const char *tenant_id, const ap_orch_rel_fil
                            " COALESCE(?, relationship_type) ORDER BY id LIMIT ?",
                            p, 8, &rows, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, rel_json(&rows, i));
-    if (rows.nrows > limit) *next = ap_rows_get(&rows, limit - 1, "id");
-    *out = arr;
+    *out = ap_rows_page(&rows, limit, rel_json, "id", next);
     return AP_OK;
 }
 

@@ -171,11 +171,7 @@ ap_rc ap_orch_skill_list(ap_tx_t *tx, const char *tenant_id, const char *agent_i
                      " AND skill_name > ? ORDER BY skill_name LIMIT ?",
                      p, 4, &rows, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, skill_json(&rows, i));
-    if (rows.nrows > limit) *next = ap_rows_get(&rows, limit - 1, "skill_name");
-    *out = arr;
+    *out = ap_rows_page(&rows, limit, skill_json, "skill_name", next);
     return AP_OK;
 }
 

@@ -254,11 +254,7 @@ ap_rc ap_orch_task_list(ap_tx_t *tx, const char *tenant_id, const ap_orch_task_f
     ap_rows_t r;
     ap_rc rc = ap_tx_query(tx, sql, p, n, &r, err);
     if (rc) return rc;
-    json_t *arr = json_array();
-    int k = r.nrows > f->limit ? f->limit : r.nrows;
-    for (int i = 0; i < k; i++) json_array_append_new(arr, ap_orch_task_json(&r, i));
-    *next = r.nrows > f->limit ? ap_rows_get(&r, k - 1, "id") : NULL;
-    *out = arr;
+    *out = ap_rows_page(&r, f->limit, ap_orch_task_json, "id", next);
     return AP_OK;
 }
 

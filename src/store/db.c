@@ -187,6 +187,16 @@ int64_t ap_rows_int(const ap_rows_t *r, int row, const char *col, int64_t dflt) 
     return end == v ? dflt : (int64_t)n;
 }
 
+struct json_t *ap_rows_page(const ap_rows_t *r, int limit,
+                            struct json_t *(*row)(const ap_rows_t *r, int i), const char *key,
+                            const char **next) {
+    json_t *arr = json_array();
+    int n = r->nrows > limit ? limit : r->nrows;
+    for (int i = 0; i < n; i++) json_array_append_new(arr, row(r, i));
+    *next = r->nrows > limit ? ap_rows_get(r, n - 1, key) : NULL;
+    return arr;
+}
+
 struct json_t *ap_rows_json(const ap_rows_t *r, int row, const char *const *int_cols) {
     json_t *o = json_object();
     for (int c = 0; c < r->ncols; c++) {

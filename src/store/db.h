@@ -102,5 +102,13 @@ int64_t ap_rows_int(const ap_rows_t *r, int row, const char *col, int64_t dflt);
  * (NULL-terminated, or NULL) become integers, the rest strings or null. */
 struct json_t;
 struct json_t *ap_rows_json(const ap_rows_t *r, int row, const char *const *int_cols);
+/* One page of a keyset list, from rows a query fetched with LIMIT limit + 1
+ * (the extra row only says that more follow): the first `limit` rows, each
+ * rendered by row, as a JSON array (new reference); *next gets column
+ * key of the last of them when the extra row came back, else NULL
+ * (memory of r). */
+struct json_t *ap_rows_page(const ap_rows_t *r, int limit,
+                            struct json_t *(*row)(const ap_rows_t *r, int i), const char *key,
+                            const char **next);
 
 #endif

@@ -157,11 +157,7 @@ ap_rc ap_tenant_list(ap_tx_t *tx, const char *status, const char *after, int lim
                          p, 3, &rows, err);
     }
     if (rc) return rc;
-    json_t *arr = json_array();
-    int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, tenant_json(&rows, i));
-    *next = rows.nrows > limit ? ap_rows_get(&rows, n - 1, "id") : NULL;
-    *out = arr;
+    *out = ap_rows_page(&rows, limit, tenant_json, "id", next);
     return AP_OK;
 }
 

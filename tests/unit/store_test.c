@@ -1,8 +1,8 @@
 /*
  * store_test.c - the store interface on every backend: parameters and
- * values, error mapping, transaction failure and cleanup, migrations,
- * concurrency, and (PostgreSQL) row-level security as the database
- * enforces it.
+ * values, keyset pages, error mapping, transaction failure and cleanup,
+ * migrations, concurrency, and (PostgreSQL) row-level security as the
+ * database enforces it.
  *
  * 1. Each test gets a fresh, migrated database (tu_db_open).  Scratch
  *    tables the tests create live next to the real ones.
@@ -119,6 +119,52 @@ static void test_placeholders_round_trip(void **state) {
     ap_tx_rollback(tx);
     ap_arena_free(a);
     free(big);
+    ap_db_close(db);
+}
+
+static json_t *key_json(const ap_rows_t *r, int i) {
+    return json_string(ap_rows_get(r, i, "k"));
+}
+
+/* Pages a keyset list of a, b, c with limit; returns the keys joined and
+ * the next cursor ("-" for none). */
+static void page(ap_tx_t *tx, const char *after, int limit, char *got, size_t cap) {
+    ap_err_t err = {0};
+    ap_rows_t r;
+    assert_int_equal(ap_tx_query(tx, "SELECT k FROM t_page WHERE k > ? ORDER BY k LIMIT ?",
+                                 (ap_val_t[]){AP_VTEXT(after), AP_VINT(limit + 1)}, 2, &r, &err),
+                     AP_OK);
+    const char *next = "unset";
+    json_t *arr = ap_rows_page(&r, limit, key_json, "k", &next);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        n += (size_t)snprintf(got + n, cap - n, "%s", json_string_value(json_array_get(arr, i)));
+    snprintf(got + n, cap - n, " next=%s", next ? next : "-");
+    json_decref(arr);
+}
+
+static void test_rows_page(void **state) {
+    (void)state;
+    ap_db_t *db = tu_open();
+    script(db, "CREATE TABLE t_page (k TEXT PRIMARY KEY);"
+               " INSERT INTO t_page (k) VALUES ('a'), ('b'), ('c');");
+    ap_err_t err = {0};
+    ap_arena_t *a = ap_arena_new(1024);
+    ap_tx_t *tx;
+    assert_int_equal(ap_db_begin(db, NULL, AP_TX_READ, a, &tx, &err), AP_OK);
+    char got[64];
+    page(tx, "", 2, got, sizeof got); /* the extra row says more follow */
+    assert_string_equal(got, "ab next=b");
+    page(tx, "b", 2, got, sizeof got); /* the last page: no cursor */
+    assert_string_equal(got, "c next=-");
+    page(tx, "", 3, got, sizeof got); /* exactly a page: nothing follows */
+    assert_string_equal(got, "abc next=-");
+    page(tx, "", 1, got, sizeof got);
+    assert_string_equal(got, "a next=a");
+    page(tx, "c", 5, got, sizeof got); /* an empty page */
+    assert_string_equal(got, " next=-");
+    ap_tx_rollback(tx);
+    ap_arena_free(a);
     ap_db_close(db);
 }
 
@@ -812,6 +858,7 @@ static void test_audit_log_append_only(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_placeholders_round_trip),
+        cmocka_unit_test(test_rows_page),
         cmocka_unit_test(test_parameter_count_mismatch),
         cmocka_unit_test(test_changes_counts_only_this_statement),
         cmocka_unit_test(test_query_refuses_two_statements),
