@@ -25,6 +25,10 @@ void ap_api_done(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t 
 bool ap_api_id(ap_req_t *r, const char *param, const char **out);
 /* Answers 400 for a ?cursor= this API did not hand out, naming it. */
 void ap_api_bad_cursor(ap_req_t *r, const char *cursor);
+/* A time query parameter (RFC 3339): *out is the time in the store's
+ * format (request arena), or NULL when the parameter is absent or empty;
+ * answers 400 naming it and returns false when it is not a time. */
+bool ap_api_time(ap_req_t *r, const char *name, const char **out);
 
 /* --- read handlers: one READ transaction in the request's tenant scope
  * (r->tenant_id; platform scope when NULL), one call, one answer ---

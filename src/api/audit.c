@@ -5,26 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "core/time.h"
 #include "http/server.h"
-
-static bool time_param(ap_req_t *r, const char *name, const char **out) {
-    const char *v = ap_req_query(r, name);
-    *out = NULL;
-    if (!v) return true;
-    int64_t ms;
-    if (!ap_time_parse(v, &ms)) {
-        ap_err_t err;
-        ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid time",
-                   "use RFC 3339, e.g. 2026-11-21T00:00:00Z", "%s is \"%.40s\"", name, v);
-        ap_resp_problem(r, &err);
-        return false;
-    }
-    char *t = ap_arena_alloc(r->arena, AP_TIME_LEN);
-    ap_time_format(ms, t);
-    *out = t;
-    return true;
-}
 
 /* A text filter must be UTF-8: otherwise SQLite would match nothing and
  * PostgreSQL refuse the bytes; both backends answer 400 this way. */
@@ -57,7 +38,7 @@ void ap_h_audit_list(ap_req_t *r) {
     ap_api_page_t pg;
     if (ap_req_page(r, 100, 500, &pg.limit, &pg.cursor)) return;
     ap_audit_filter_t f = {.limit = pg.limit};
-    if (!time_param(r, "since", &f.since) || !time_param(r, "until", &f.until)) return;
+    if (!ap_api_time(r, "since", &f.since) || !ap_api_time(r, "until", &f.until)) return;
     if (pg.cursor) {
         /* a sequence number: digits only (strtoll alone takes " +5" and
          * clamps what overflows) */

@@ -1,5 +1,5 @@
 /*
- * common.c - what every handler shares: finishing a call, id parameters,
+ * common.c - what every handler shares: finishing a call, id and time parameters,
  * and the read handlers' shape (list a page, get one).
  *
  * 1. A read's transaction is never committed: it ends with the request's
@@ -11,6 +11,7 @@
  *    check their own and call ap_api_list.
  */
 #include "api/api.h"
+#include "core/time.h"
 #include "http/server.h"
 
 void ap_api_done(ap_req_t *r, ap_rc rc, const ap_err_t *err, int status, json_t *out) {
@@ -42,6 +43,24 @@ void ap_api_bad_cursor(ap_req_t *r, const char *cursor) {
                "pass next_cursor from the previous page unchanged, or leave cursor out",
                "cursor \"%.64s\" is not one this list returned", cursor);
     ap_resp_problem(r, &err);
+}
+
+bool ap_api_time(ap_req_t *r, const char *name, const char **out) {
+    const char *v = ap_req_query(r, name);
+    *out = NULL;
+    if (!v || !*v) return true;
+    int64_t ms;
+    if (!ap_time_parse(v, &ms)) {
+        ap_err_t err;
+        ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid time",
+                   "use RFC 3339, e.g. 2026-11-21T00:00:00Z", "%s is \"%.40s\"", name, v);
+        ap_resp_problem(r, &err);
+        return false;
+    }
+    char *t = ap_arena_alloc(r->arena, AP_TIME_LEN);
+    ap_time_format(ms, t);
+    *out = t;
+    return true;
 }
 
 bool ap_api_page(ap_req_t *r, ap_api_page_t *pg) {

@@ -14,32 +14,13 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "core/time.h"
 #include "http/server.h"
 #include "llm/budget.h"
 #include "llm/usage.h"
 
-static bool time_param(ap_req_t *r, const char *name, const char **out) {
-    const char *v = ap_req_query(r, name);
-    *out = NULL;
-    if (!v || !*v) return true;
-    int64_t ms;
-    if (!ap_time_parse(v, &ms)) {
-        ap_err_t err;
-        ap_err_set(&err, AP_ERR_INVALID, "invalid-parameter", "invalid time",
-                   "use RFC 3339, e.g. 2026-11-21T00:00:00Z", "%s is \"%.40s\"", name, v);
-        ap_resp_problem(r, &err);
-        return false;
-    }
-    char *t = ap_arena_alloc(r->arena, AP_TIME_LEN);
-    ap_time_format(ms, t);
-    *out = t;
-    return true;
-}
-
 void ap_h_llm_usage(ap_req_t *r) {
     const char *since, *until;
-    if (!time_param(r, "since", &since) || !time_param(r, "until", &until)) return;
+    if (!ap_api_time(r, "since", &since) || !ap_api_time(r, "until", &until)) return;
     const char *group_by = ap_req_query(r, "group_by");
     if (group_by && !*group_by) group_by = NULL;
     ap_usage_flush(r->app->usage);
