@@ -1035,6 +1035,7 @@ static void info_of(ap_mem_part_t *p, ap_mem_part_info_t *o) {
     o->has_graph = p->has_graph;
     o->graph_used = p->has_graph && p->cal == CAL_USE;
     o->ef = p->ef;
+    o->cal = p->has_graph ? p->cal : CAL_NONE;
     o->from_file = p->from_file;
     o->seq = p->seq;
     o->unsaved = p->changes - p->saved;

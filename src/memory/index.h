@@ -187,6 +187,9 @@ void ap_mem_index_force_graph(ap_mem_index_t *ix, const char *key, int ef);
 /* Entries in a partition (-1 when not loaded). */
 int ap_mem_index_size(ap_mem_index_t *ix, const char *key);
 
+/* Where a partition with a graph stands (index.c, "Calibration"). */
+enum { AP_MEM_CAL_NONE, AP_MEM_CAL_LEARN, AP_MEM_CAL_USE, AP_MEM_CAL_OFF };
+
 /* The state of one partition, for saving and for tests. */
 typedef struct {
     char key[256];
@@ -194,6 +197,7 @@ typedef struct {
     bool loaded, has_graph, graph_used; /* graph_used: calibrated and chosen */
     bool from_file;                     /* loaded from its file (not the database) */
     int ef;                             /* the graph search's beam (0: none) */
+    int cal;                            /* AP_MEM_CAL_* (NONE without a graph) */
     int64_t seq;
     uint64_t unsaved; /* changes since the last save or load */
 } ap_mem_part_info_t;

@@ -20,7 +20,8 @@
 #include "vec/vec.h"
 
 /* Calibration states of a partition with a graph (index.c). */
-enum { CAL_NONE, CAL_LEARN, CAL_USE, CAL_OFF };
+enum { CAL_NONE = AP_MEM_CAL_NONE, CAL_LEARN = AP_MEM_CAL_LEARN, CAL_USE = AP_MEM_CAL_USE,
+       CAL_OFF = AP_MEM_CAL_OFF };
 
 /* The beams a calibration tries, smallest first. */
 #define CAL_NEFS 7

@@ -939,7 +939,16 @@ static void run_job(ap_mem_t *m, mem_job_t *j) {
 
 static void run_cal(ap_mem_t *m, mem_cal_t *c) {
     ap_mem_query_t q = mem_query(&c->f);
+    ap_mem_part_info_t a, b;
+    bool had = ap_mem_index_info(m->ix, c->key, &a);
     ap_mem_index_calibrate(m->ix, c->key, c->q, c->dim, c->k, &q);
+    if (had && ap_mem_index_info(m->ix, c->key, &b) && (a.cal != b.cal || a.ef != b.ef))
+        ap_log(AP_LOG_INFO, "memory index calibrated", "{s:s,s:i,s:s,s:i}", "partition", c->key,
+               "entries", b.n,
+               "search", b.cal == AP_MEM_CAL_USE     ? "graph"
+                         : b.cal == AP_MEM_CAL_OFF   ? "scan (the graph costs more for this recall)"
+                                                     : "scan (calibrating the graph)",
+               "ef", b.ef);
     ap_free(c->q);
     ap_free(c);
 }

@@ -397,12 +397,13 @@ static void test_index_graph_with_repeats(void **state) {
     uint32_t x = 99;
     for (int t = 0; t < DTEXTS; t++) {
         char text[256] = "";
+        size_t len = 0;
         for (int w = 0; w < 8; w++) {
             for (int s = 0; s < 3; s++) {
                 x = x * 1664525u + 1013904223u;
-                strcat(text, syl[(x >> 24) % 8]);
+                len += (size_t)snprintf(text + len, sizeof text - len, "%s", syl[(x >> 24) % 8]);
             }
-            strcat(text, " ");
+            len += (size_t)snprintf(text + len, sizeof text - len, " ");
         }
         ap_embed_hash(text, strlen(text), dv[t], QD);
     }
