@@ -89,6 +89,11 @@ build/bench/tasks_bench: bench/tasks/tasks_bench.c $(REL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) $< $(REL_OBJ) -o $@ $(LDLIBS)
 
+# The memory index's graph path against its scan, in process (bench/memory/blend.sh).
+build/bench/mem_blend_bench: bench/memory/blend_bench.c $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) $< $(REL_OBJ) -o $@ $(LDLIBS)
+
 deps:
 	@bash scripts/deps.sh --build-only
 

@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -240,6 +241,12 @@ int ap_cmd_serve(int argc, char **argv) {
         {"task-model", "AP_TASK_MODEL", "builtin/agentprov-mini",
          "model of agents that have no LLM configuration (catalog id or configuration name)",
          false, false, NULL},
+        {"memory-hnsw-min", "AP_MEMORY_HNSW_MIN", "20000",
+         "memories of one agent from which its index partition gets an HNSW graph (0: never;"
+         " docs/memory.md)", false, false, NULL},
+        {"memory-max-candidates", "AP_MEMORY_MAX_CANDIDATES", "4096",
+         "graph candidates one recall may pull before it scans the partition instead", false,
+         false, NULL},
         {"sse-heartbeat-ms", "AP_SSE_HEARTBEAT_MS", "15000",
          "interval of keep-alive comments on event streams", false, false, NULL},
         {"demo", "AP_DEMO", "1",
@@ -276,6 +283,7 @@ int ap_cmd_serve(int argc, char **argv) {
     char host[64];
     int port, threads, pool, max_body, shutdown_s, retention;
     int task_workers, task_quota, task_lease, task_scan, task_delay, sse_hb;
+    int mem_hnsw_min, mem_max_cand;
     if (!parse_listen(ap_config_get(opts, "listen"), host, sizeof host, &port)) {
         fprintf(stderr, "error: invalid --listen \"%s\"\n  hint: use an IPv4 address and a port, e.g. "
                         "127.0.0.1:8080\n",
@@ -291,7 +299,10 @@ int ap_cmd_serve(int argc, char **argv) {
         parse_int("task-lease-ms", ap_config_get(opts, "task-lease-ms"), 300, 3600000, &task_lease) ||
         parse_int("task-scan-ms", ap_config_get(opts, "task-scan-ms"), 10, 600000, &task_scan) ||
         parse_int("task-step-delay-ms", ap_config_get(opts, "task-step-delay-ms"), 0, 60000, &task_delay) ||
-        parse_int("sse-heartbeat-ms", ap_config_get(opts, "sse-heartbeat-ms"), 100, 600000, &sse_hb))
+        parse_int("sse-heartbeat-ms", ap_config_get(opts, "sse-heartbeat-ms"), 100, 600000, &sse_hb) ||
+        parse_int("memory-hnsw-min", ap_config_get(opts, "memory-hnsw-min"), 0, 1 << 30, &mem_hnsw_min) ||
+        parse_int("memory-max-candidates", ap_config_get(opts, "memory-max-candidates"), 16,
+                  1 << 20, &mem_max_cand))
         return 2;
     const char *demo_v = ap_config_get(opts, "demo");
     if (strcmp(demo_v, "0") != 0 && strcmp(demo_v, "1") != 0) {
@@ -418,9 +429,12 @@ int ap_cmd_serve(int argc, char **argv) {
     call_env = (ap_llm_call_env_t){.db = db, .upstream = app.upstream, .usage = app.usage,
                                    .breaker = app.breaker, .master_key = master_key,
                                    .cache = app.llm_cache};
-    const char *hm = getenv("AP_MEMORY_HNSW_MIN"); /* docs/memory.md */
+    /* the memory index: partition files under the data directory (docs/memory.md) */
+    char mem_dir[PATH_MAX];
+    snprintf(mem_dir, sizeof mem_dir, "%s/memory-index", data_dir);
     ap_mem_opts_t mo = {.db = db, .upstream = app.upstream, .usage = app.usage,
-                        .cache = app.llm_cache, .hnsw_min = hm ? atoi(hm) : 0};
+                        .cache = app.llm_cache, .hnsw_min = mem_hnsw_min ? mem_hnsw_min : -1,
+                        .max_candidates = mem_max_cand, .index_dir = mem_dir};
     ap_mem_new(&mo, &app.memory, &err);
     /* agents' memory and MCP tools (orch/tools_ext.h) */
     static ap_orch_ext_t task_ext;

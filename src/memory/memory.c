@@ -1,23 +1,25 @@
 /*
  * memory.c - the semantic tier and the service around all three tiers
- * (memory.h).
+ * (memory.h); sync.c keeps the index in step with the database and runs
+ * the background work.
  *
  * 1. Writes: embed outside any transaction, then one tenant transaction
- *    (row + audit), commit, then the index.  A crash between commit and
- *    index update loses nothing: partitions are (re)loaded from the rows.
+ *    (the agent's next change sequence, the rows stamped with it or the
+ *    tombstones of the rows deleted, the audit entry), commit, then the
+ *    index.  A crash between commit and index update loses nothing:
+ *    partitions catch up from the change sequence.
  * 2. The index partition key is "tenant/agent/embedder@dim": an agent whose
  *    memory_config names another embedder reads a fresh partition, and
  *    the loader queues the rows embedded otherwise for the re-embed worker
  *    (a background thread), which rewrites them and adds them to the
  *    index as it goes.
- * 3. Recall asks the index for the best `limit` by blended score, then
- *    re-reads those rows by id in the tenant transaction that bumps their
- *    counters, so a memory forgotten a moment ago cannot come back.
+ * 3. Recall is a read: the agent and its partition (brought up to date
+ *    with the database's changes), the search, then the hits re-read by
+ *    id, so a memory forgotten a moment ago cannot come back.  Their
+ *    access counts are written in the background (sync.c); until then the
+ *    counts shown add what this process has not written yet.
  * 4. Embeddings are stored as base64 of little-endian float32 (text, the
  *    same on both backends).
- * 5. At start the worker first loads the partition of every agent that has
- *    memories (the warm-up), so a restarted node answers its first recall
- *    at full speed; until then a recall loads its partition itself.
  */
 #include "memory/memory.h"
 
@@ -37,6 +39,7 @@
 #include "llm/embed_call.h"
 #include "memory/graph.h"
 #include "memory/index.h"
+#include "memory/mem_internal.h"
 #include "memory/text.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -91,117 +94,8 @@ const ap_jfield_t ap_mem_hot_push_fields[] = {
     AP_JFIELDS_END,
 };
 
-#define MEM_COLS                                                                              \
-    "id, tenant_id, agent_id, memory_type, content, subject, importance, source,"             \
-    " source_task_id, embedder, dim, access_count, last_accessed_at, shared_from_memory_id," \
-    " shared_from_agent_id, status, superseded_by, expires_at, created_at, updated_at"
-
-/* ---------- the service object and the re-embed worker ---------- */
-
-typedef struct job {
-    struct job *next;
-    char tenant[AP_UUID_LEN], agent[AP_UUID_LEN];
-} job_t;
-
-struct ap_mem {
-    ap_db_t *db;
-    struct ap_upstream *upstream;
-    struct ap_usage_writer *usage;
-    struct ap_llm_cache *cache;
-    ap_mem_hot_t *hot;
-    ap_mem_index_t *ix;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job_t *jobs;
-    bool stop, has_worker;
-    pthread_t worker;
-};
-
-static void *worker_main(void *arg);
-
-ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err) {
-    (void)err;
-    ap_mem_t *m = ap_calloc(1, sizeof *m);
-    m->db = o->db;
-    m->upstream = o->upstream;
-    m->usage = o->usage;
-    m->cache = o->cache;
-    m->hot = o->hot ? o->hot : ap_mem_hot_local_new(0, 0, NULL);
-    m->ix = ap_mem_index_new();
-    ap_mem_index_set_hnsw_min(m->ix, o->hnsw_min > 0 ? o->hnsw_min : INT_MAX);
-    pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
-    if (!o->no_worker) {
-        m->jobs = ap_calloc(1, sizeof *m->jobs); /* first: the warm-up (empty ids) */
-        m->has_worker = pthread_create(&m->worker, NULL, worker_main, m) == 0;
-    }
-    *out = m;
-    return AP_OK;
-}
-
-void ap_mem_stop_worker(ap_mem_t *m) {
-    if (!m) return;
-    pthread_mutex_lock(&m->mu);
-    m->stop = true;
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
-    if (m->has_worker) pthread_join(m->worker, NULL);
-    m->has_worker = false;
-}
-
-void ap_mem_free(ap_mem_t *m) {
-    if (!m) return;
-    ap_mem_stop_worker(m);
-    while (m->jobs) {
-        job_t *j = m->jobs;
-        m->jobs = j->next;
-        ap_free(j);
-    }
-    ap_mem_hot_free(m->hot);
-    ap_mem_index_free(m->ix);
-    pthread_cond_destroy(&m->cv);
-    pthread_mutex_destroy(&m->mu);
-    ap_free(m);
-}
-
-ap_mem_hot_t *ap_mem_hot(ap_mem_t *m) { return m->hot; }
-ap_db_t *ap_mem_db(ap_mem_t *m) { return m->db; }
-
-static void enqueue(ap_mem_t *m, const char *tenant, const char *agent) {
-    pthread_mutex_lock(&m->mu);
-    for (job_t *j = m->jobs; j; j = j->next)
-        if (!strcmp(j->tenant, tenant) && !strcmp(j->agent, agent)) {
-            pthread_mutex_unlock(&m->mu);
-            return;
-        }
-    job_t *j = ap_calloc(1, sizeof *j);
-    snprintf(j->tenant, sizeof j->tenant, "%s", tenant);
-    snprintf(j->agent, sizeof j->agent, "%s", agent);
-    job_t **pp = &m->jobs;
-    while (*pp) pp = &(*pp)->next;
-    *pp = j;
-    pthread_cond_signal(&m->cv);
-    pthread_mutex_unlock(&m->mu);
-}
-
-/* Queues the build of HNSW graphs when the partition has grown enough
- * (the job with tenant "#"). */
-static void want_graph(ap_mem_t *m, const char *key) {
-    if (ap_mem_index_wants_build(m->ix, key)) enqueue(m, "#", "#");
-}
-
 /* ---------- helpers ---------- */
 
-typedef struct {
-    const char *agent;    /* the agent's id (metering) */
-    const char *embedder; /* "builtin" or a model id */
-    int dim;              /* 0: model default */
-    json_t *allow_share_to;
-    bool accept_shared;
-    double dup_threshold, contra_threshold, prune_min_importance, prune_after_days;
-    const char *key; /* index partition key */
-    const char *sig; /* "embedder@dim" as stored in rows (dim known after embed) */
-} agent_cfg_t;
 
 static const char *const cfg_keys[] = {"embedder",
                                        "dimensions",
@@ -279,7 +173,7 @@ static ap_rc memory_not_found(ap_err_t *err, const char *id) {
 /* Reads the agent's memory_config in tx; NOT_FOUND unless the agent is
  * the tenant's.  An unreadable config falls back to the defaults (the
  * agents service validates what it stores). */
-static ap_rc load_agent(ap_tx_t *tx, const char *tenant, const char *agent, agent_cfg_t *c,
+ap_rc mem_load_agent(ap_tx_t *tx, const char *tenant, const char *agent, mem_cfg_t *c,
                         ap_err_t *err) {
     if (!agent || !ap_uuid_valid(agent)) return agent_not_found(err, agent ? agent : "");
     ap_rows_t rows;
@@ -318,11 +212,11 @@ static ap_rc load_agent(ap_tx_t *tx, const char *tenant, const char *agent, agen
     return AP_OK;
 }
 
-static ap_rc read_agent(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *agent,
-                        agent_cfg_t *c, ap_err_t *err) {
+ap_rc mem_read_agent(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *agent,
+                        mem_cfg_t *c, ap_err_t *err) {
     ap_tx_t *tx;
     ap_rc rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err);
-    if (!rc) rc = load_agent(tx, tenant, agent, c, err);
+    if (!rc) rc = mem_load_agent(tx, tenant, agent, c, err);
     ap_tx_rollback(tx);
     return rc;
 }
@@ -330,7 +224,7 @@ static ap_rc read_agent(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ch
 /* Embeds n texts with the agent's embedder; *sig gets "model@dim".  A
  * provider call is checked against the tenant's budgets and recorded in
  * llm_usage for c->agent (and task, if not NULL); actor may be NULL. */
-static ap_rc embed(ap_mem_t *m, ap_arena_t *a, const char *tenant, const agent_cfg_t *c,
+ap_rc mem_embed(ap_mem_t *m, ap_arena_t *a, const char *tenant, const mem_cfg_t *c,
                    const ap_actor_t *actor, const char *task, const char *const *texts, int n,
                    float ***vecs, int *dim, const char **sig, ap_err_t *err) {
     if (!strcmp(c->embedder, "builtin")) {
@@ -363,7 +257,7 @@ static ap_rc embed(ap_mem_t *m, ap_arena_t *a, const char *tenant, const agent_c
     return AP_OK;
 }
 
-static const char *vec_b64(ap_arena_t *a, const float *v, int dim) {
+const char *mem_vec_b64(ap_arena_t *a, const float *v, int dim) {
     size_t bytes = (size_t)dim * sizeof(float);
     size_t n = sodium_base64_encoded_len(bytes, sodium_base64_VARIANT_ORIGINAL);
     char *out = ap_arena_alloc(a, n);
@@ -371,7 +265,7 @@ static const char *vec_b64(ap_arena_t *a, const float *v, int dim) {
     return out;
 }
 
-static bool vec_unb64(const char *s, float *out, int dim) {
+bool mem_vec_unb64(const char *s, float *out, int dim) {
     size_t got = 0;
     if (!s) return false;
     if (sodium_base642bin((unsigned char *)out, (size_t)dim * sizeof(float), s, strlen(s), NULL,
@@ -424,7 +318,7 @@ static json_t *mem_json(const ap_rows_t *r, int i) {
     return o;
 }
 
-static ap_mem_meta_t meta_of(const ap_rows_t *r, int i) {
+ap_mem_meta_t mem_meta_of(const ap_rows_t *r, int i) {
     ap_mem_meta_t mt = {0};
     snprintf(mt.id, sizeof mt.id, "%s", ap_rows_get(r, i, "id"));
     mt.type = type_index(ap_rows_get(r, i, "memory_type"));
@@ -436,73 +330,6 @@ static ap_mem_meta_t meta_of(const ap_rows_t *r, int i) {
     mt.last_access_ms = ms_of(ap_rows_get(r, i, "last_accessed_at"));
     mt.shared = ap_rows_get(r, i, "shared_from_memory_id") != NULL;
     return mt;
-}
-
-/* ---------- the index loader ---------- */
-
-typedef struct {
-    ap_mem_t *m;
-    ap_tx_t *tx;
-    const char *tenant, *agent, *sig;
-    int stale;
-} load_ctx_t;
-
-static ap_rc loader(void *ud, ap_mem_part_t *part, ap_err_t *err) {
-    load_ctx_t *l = ud;
-    char last[AP_UUID_LEN] = "";
-    float *v = NULL;
-    int vdim = 0;
-    for (;;) {
-        ap_arena_t *a = ap_arena_new(1 << 16);
-        ap_rows_t rows;
-        ap_val_t p[] = {AP_VTEXT(l->tenant), AP_VTEXT(l->agent), AP_VTEXT(last)};
-        ap_rc rc = ap_tx_query(l->tx,
-                               "SELECT id, memory_type, importance, created_at, expires_at,"
-                               " access_count, last_accessed_at, shared_from_memory_id,"
-                               " embedder, dim, embedding FROM agent_memories"
-                               " WHERE tenant_id = ? AND agent_id = ? AND status = 'active'"
-                               " AND id > ? ORDER BY id LIMIT 2000",
-                               p, 3, &rows, err);
-        if (rc) {
-            ap_arena_free(a);
-            ap_free(v);
-            return rc;
-        }
-        for (int i = 0; i < rows.nrows; i++) {
-            const char *emb = ap_rows_get(&rows, i, "embedder");
-            int dim = (int)ap_rows_int(&rows, i, "dim", 0);
-            char *sig = ap_arena_printf(a, "%s@%d", emb ? emb : "", dim);
-            if (strcmp(sig, l->sig) || dim <= 0 || dim > AP_EMBED_DIM_MAX) {
-                l->stale++;
-                continue;
-            }
-            if (dim != vdim) {
-                v = ap_realloc(v, sizeof *v * (size_t)dim);
-                vdim = dim;
-            }
-            if (!vec_unb64(ap_rows_get(&rows, i, "embedding"), v, dim)) {
-                l->stale++;
-                continue;
-            }
-            ap_mem_meta_t mt = meta_of(&rows, i);
-            ap_mem_part_add(part, &mt, v, dim);
-        }
-        bool more = rows.nrows == 2000;
-        if (more) snprintf(last, sizeof last, "%s", ap_rows_get(&rows, rows.nrows - 1, "id"));
-        ap_arena_free(a);
-        if (!more) break;
-    }
-    ap_free(v);
-    return AP_OK;
-}
-
-static ap_rc ensure_index(ap_mem_t *m, ap_tx_t *tx, const char *tenant, const char *agent,
-                          const agent_cfg_t *c, ap_err_t *err) {
-    load_ctx_t l = {m, tx, tenant, agent, c->sig, 0};
-    ap_rc rc = ap_mem_index_ensure(m->ix, c->key, loader, &l, err);
-    if (!rc && l.stale) enqueue(m, tenant, agent);
-    if (!rc) want_graph(m, c->key);
-    return rc;
 }
 
 /* ---------- remember ---------- */
@@ -559,13 +386,13 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
     } else if (!strcmp(type, "fact")) {
         subject = ap_mem_subject(a, content);
     }
-    agent_cfg_t c;
-    if ((rc = read_agent(m, a, tenant, agent, &c, err))) return rc;
+    mem_cfg_t c;
+    if ((rc = mem_read_agent(m, a, tenant, agent, &c, err))) return rc;
     float **vecs;
     int dim;
     const char *sig;
     const char *meter_task = task && ap_uuid_valid(task) ? task : NULL; /* a task's id, or none */
-    if ((rc = embed(m, a, tenant, &c, actor, meter_task, &content, 1, &vecs, &dim, &sig, err)))
+    if ((rc = mem_embed(m, a, tenant, &c, actor, meter_task, &content, 1, &vecs, &dim, &sig, err)))
         return rc;
     char model[256];
     snprintf(model, sizeof model, "%s", sig);
@@ -574,24 +401,26 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
 
     ap_tx_t *tx;
     if ((rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err))) return rc;
-    agent_cfg_t c2;
-    if ((rc = load_agent(tx, tenant, agent, &c2, err))) return rc;
+    mem_cfg_t c2;
+    if ((rc = mem_load_agent(tx, tenant, agent, &c2, err))) return rc;
     char id[AP_UUID_LEN], now[AP_TIME_LEN];
     ap_uuid7(id);
     ap_time_format(ap_now_ms(), now);
+    int64_t seq;
+    if ((rc = mem_next_seq(tx, tenant, agent, &seq, err))) return rc;
     ap_val_t p[] = {AP_VTEXT(id),      AP_VTEXT(tenant),       AP_VTEXT(agent),
                     AP_VTEXT(type),    AP_VTEXT(content),      AP_VTEXT(subject),
                     AP_VREAL(importance), AP_VTEXT(source ? source : "observation"),
                     AP_VTEXT(task),    AP_VTEXT(model),        AP_VINT(dim),
-                    AP_VTEXT(vec_b64(a, vecs[0], dim)), AP_VTEXT(exp ? exp_s : NULL),
-                    AP_VTEXT(now),     AP_VTEXT(now)};
+                    AP_VTEXT(mem_vec_b64(a, vecs[0], dim)), AP_VTEXT(exp ? exp_s : NULL),
+                    AP_VTEXT(now),     AP_VTEXT(now),          AP_VINT(seq)};
     ap_rows_t rows;
     rc = ap_tx_query(tx,
                      "INSERT INTO agent_memories (id, tenant_id, agent_id, memory_type, content,"
                      " subject, importance, source, source_task_id, embedder, dim, embedding,"
-                     " expires_at, created_at, updated_at)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " MEM_COLS,
-                     p, 15, &rows, err);
+                     " expires_at, created_at, updated_at, change_seq)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " MEM_COLS,
+                     p, 16, &rows, err);
     if (rc) return rc;
     json_t *changes = json_pack("{s:s,s:s,s:f}", "agent_id", agent, "memory_type", type,
                                 "importance", importance);
@@ -601,9 +430,12 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
     if (!rc) rc = ap_tx_commit(tx, err);
     if (rc) return rc;
     if (!strcmp(c2.sig, sig)) {
-        ap_mem_meta_t mt = meta_of(&rows, 0);
-        ap_mem_index_put(m->ix, c2.key, &mt, vecs[0], dim);
-        want_graph(m, c2.key);
+        ap_mem_meta_t mt = mem_meta_of(&rows, 0);
+        mt.seq = seq;
+        ap_mem_index_put(m->ix, c2.key, &mt, vecs[0], dim, seq);
+        mem_want_graph(m, c2.key);
+    } else {
+        ap_mem_index_advance(m->ix, c2.key, seq);
     }
     *out = mem_json(&rows, 0);
     return AP_OK;
@@ -611,15 +443,8 @@ static ap_rc remember_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const a
 
 /* ---------- recall ---------- */
 
-typedef struct {
-    unsigned types; /* bit per type; 0: all */
-    double min_importance, min_similarity;
-    int64_t since, until, now;
-    bool include_shared;
-} filter_t;
-
 static bool filt(const ap_mem_meta_t *mt, void *ud) {
-    const filter_t *f = ud;
+    const mem_filter_t *f = ud;
     if (f->types && (mt->type < 0 || !(f->types & (1u << mt->type)))) return false;
     if (mt->importance < f->min_importance) return false;
     if (f->since && mt->created_ms < f->since) return false;
@@ -630,9 +455,23 @@ static bool filt(const ap_mem_meta_t *mt, void *ud) {
 }
 
 static double score_fn(const ap_mem_meta_t *mt, float sim, void *ud) {
-    const filter_t *f = ud;
-    if (sim < f->min_similarity) return -1e9;
+    const mem_filter_t *f = ud;
     return blend(sim, mt->importance, mt->created_ms, mt->access_count, f->now, NULL);
+}
+
+/* score - 0.60 · similarity is at most this for any entry of a partition
+ * with these maxima (each term grows with its input). */
+static double bound_fn(const ap_mem_bounds_t *b, void *ud) {
+    const mem_filter_t *f = ud;
+    double imp = b->max_importance > 1 ? 1 : b->max_importance;
+    return AP_MEM_W_IMPORTANCE * imp + AP_MEM_W_RECENCY * recency(b->max_created_ms, f->now) +
+           AP_MEM_W_ACCESS * access_part(b->max_access_count);
+}
+
+ap_mem_query_t mem_query(mem_filter_t *f) {
+    return (ap_mem_query_t){.filter = filt, .score = score_fn, .ud = f,
+                            .w_sim = AP_MEM_W_SIMILARITY, .bound = bound_fn,
+                            .min_similarity = (float)f->min_similarity};
 }
 
 static json_t *ranking_json(void) {
@@ -643,13 +482,25 @@ static json_t *ranking_json(void) {
                      "score = 0.60*similarity + 0.20*importance + 0.15*recency + 0.05*access");
 }
 
+/* The row's counters plus the accesses this process has not written yet. */
+static void overlay_access(ap_mem_t *m, json_t *o, const char *id) {
+    int64_t last = 0, pend = mem_access_pending(m, id, &last);
+    if (!pend) return;
+    json_int_t n = json_integer_value(json_object_get(o, "access_count"));
+    json_object_set_new(o, "access_count", json_integer(n + pend));
+    char t[AP_TIME_LEN];
+    ap_time_format(last, t);
+    const char *was = json_string_value(json_object_get(o, "last_accessed_at"));
+    if (!was || strcmp(was, t) < 0) json_object_set_new(o, "last_accessed_at", json_string(t));
+}
+
 static ap_rc recall_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *path_agent,
                     json_t *in, json_t **out, ap_err_t *err) {
     const char *agent;
     ap_rc rc = ap_json_check(in, ap_mem_recall_fields, err);
     if (!rc) rc = body_agent(in, path_agent, &agent, err);
     if (rc) return rc;
-    filter_t f = {.min_similarity = 0.05, .include_shared = true, .now = ap_now_ms()};
+    mem_filter_t f = {.min_similarity = 0.05, .include_shared = true, .now = ap_now_ms()};
     json_t *types = json_object_get(in, "types");
     size_t i;
     json_t *t;
@@ -674,72 +525,79 @@ static ap_rc recall_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const cha
     int limit = (int)ap_json_int(in, "limit", 10);
     const char *query = ap_json_str(in, "query");
 
-    agent_cfg_t c;
+    mem_cfg_t c;
     ap_tx_t *tx;
-    /* the agent and its partition, in a read transaction (a first load
-     * may read many rows and must not hold up writers) */
+    /* a read transaction: the agent, and its partition brought up to date
+     * with the database's changes */
     if ((rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err))) return rc;
-    rc = load_agent(tx, tenant, agent, &c, err);
-    if (!rc) rc = ensure_index(m, tx, tenant, agent, &c, err);
-    ap_tx_rollback(tx);
+    rc = mem_load_agent(tx, tenant, agent, &c, err);
+    if (!rc) rc = mem_ensure(m, tx, tenant, agent, &c, err);
+    /* the builtin embedder runs in place; a provider call never inside a
+     * transaction */
+    bool builtin = !rc && !strcmp(c.embedder, "builtin");
+    if (rc || !builtin) ap_tx_rollback(tx);
     if (rc) return rc;
     float **q;
     int dim;
     const char *sig;
-    if ((rc = embed(m, a, tenant, &c, NULL, NULL, &query, 1, &q, &dim, &sig, err))) return rc;
-    if ((rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err))) return rc;
+    if ((rc = mem_embed(m, a, tenant, &c, NULL, NULL, &query, 1, &q, &dim, &sig, err))) return rc;
+    if (!builtin && (rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err))) return rc;
     ap_mem_hit_t *hits = ap_arena_alloc(a, sizeof *hits * (size_t)limit);
-    /* score <= 0.60 * similarity + 0.20 + 0.15 + 0.05 */
-    int n = ap_mem_index_search_bounded(m->ix, c.key, q[0], dim, limit, filt, score_fn, &f,
-                                        AP_MEM_W_SIMILARITY,
-                                        AP_MEM_W_IMPORTANCE + AP_MEM_W_RECENCY + AP_MEM_W_ACCESS,
-                                        hits);
+    ap_mem_query_t mq = mem_query(&f);
+    ap_mem_search_info_t info;
+    int n = ap_mem_index_search(m->ix, c.key, q[0], dim, limit, &mq, hits, &info);
     json_t *data = json_array();
-    char now[AP_TIME_LEN];
-    ap_time_format(f.now, now);
-    while (n > 0 && hits[n - 1].similarity < f.min_similarity) n--;
+    const char **ids = ap_arena_alloc(a, sizeof *ids * (size_t)(n + 1));
+    int nids = 0;
     if (n > 0) {
-        /* one statement counts every hit; the rows come back in any order */
+        /* the hits as the database has them now; the rows come back in any order */
         ap_buf_t sql;
         ap_buf_init(&sql, 0);
-        ap_buf_puts(&sql, "UPDATE agent_memories SET access_count = access_count + 1,"
-                          " last_accessed_at = ? WHERE tenant_id = ? AND agent_id = ?"
-                          " AND status = 'active' AND id IN (?");
+        ap_buf_puts(&sql, "SELECT " MEM_COLS " FROM agent_memories WHERE tenant_id = ?"
+                          " AND agent_id = ? AND status = 'active' AND id IN (?");
         for (int h = 1; h < n; h++) ap_buf_puts(&sql, ", ?");
-        ap_buf_puts(&sql, ") RETURNING " MEM_COLS);
-        ap_val_t *p = ap_arena_alloc(a, sizeof *p * (size_t)(n + 3));
-        p[0] = AP_VTEXT(now);
-        p[1] = AP_VTEXT(tenant);
-        p[2] = AP_VTEXT(agent);
-        for (int h = 0; h < n; h++) p[h + 3] = AP_VTEXT(hits[h].id);
+        ap_buf_puts(&sql, ")");
+        ap_val_t *p = ap_arena_alloc(a, sizeof *p * (size_t)(n + 2));
+        p[0] = AP_VTEXT(tenant);
+        p[1] = AP_VTEXT(agent);
+        for (int h = 0; h < n; h++) p[h + 2] = AP_VTEXT(hits[h].id);
         ap_rows_t rows;
-        rc = ap_tx_query(tx, sql.p, p, n + 3, &rows, err);
+        rc = ap_tx_query(tx, sql.p, p, n + 2, &rows, err);
         ap_buf_free(&sql);
         for (int h = 0; h < n && !rc; h++) {
             int row = -1; /* forgotten meanwhile: no row */
             for (int r = 0; r < rows.nrows && row < 0; r++)
                 if (!strcmp(ap_rows_get(&rows, r, "id"), hits[h].id)) row = r;
-            if (row < 0) continue;
+            if (row >= 0) ids[nids++] = ap_rows_get(&rows, row, "id");
+        }
+        /* this access counts now (written in the background) */
+        mem_access_note(m, tenant, agent, c.key, ids, nids, f.now);
+        for (int h = 0, k = 0; h < n && !rc && k < nids; h++) {
+            if (strcmp(hits[h].id, ids[k])) continue;
+            int row = -1;
+            for (int r = 0; r < rows.nrows && row < 0; r++)
+                if (!strcmp(ap_rows_get(&rows, r, "id"), ids[k])) row = r;
+            k++;
             json_t *o = mem_json(&rows, row);
+            overlay_access(m, o, hits[h].id);
             json_t *parts;
-            ap_mem_meta_t mt = meta_of(&rows, row);
+            ap_mem_meta_t mt = mem_meta_of(&rows, row);
             /* the score as ranked (before this access) */
             double sc = blend(hits[h].similarity, mt.importance, mt.created_ms,
-                              mt.access_count - 1, f.now, &parts);
+                              json_integer_value(json_object_get(o, "access_count")) - 1, f.now,
+                              &parts);
             json_object_set_new(o, "similarity", json_real(hits[h].similarity));
             json_object_set_new(o, "score", json_real(sc));
             json_object_set_new(o, "score_parts", parts);
             json_array_append_new(data, o);
         }
     }
-    if (!rc) rc = ap_tx_commit(tx, err);
+    ap_tx_rollback(tx);
     if (rc) {
         json_decref(data);
         return rc;
     }
-    for (size_t k = 0; k < json_array_size(data); k++)
-        ap_mem_index_touch(m->ix, c.key, json_string_value(json_object_get(json_array_get(data, k), "id")),
-                           f.now);
+    if (info.sample) mem_calibrate_later(m, c.key, q[0], dim, limit, &f);
     *out = json_pack("{s:o,s:o}", "data", data, "ranking", ranking_json());
     return AP_OK;
 }
@@ -757,9 +615,9 @@ static ap_rc list_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char 
         return ap_err_set(err, AP_ERR_INVALID, "invalid-parameter", "unknown status",
                           "status is active or superseded", "status \"%.40s\"", status);
     ap_tx_t *tx;
-    agent_cfg_t c;
+    mem_cfg_t c;
     ap_rc rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err);
-    if (!rc && agent) rc = load_agent(tx, tenant, agent, &c, err);
+    if (!rc && agent) rc = mem_load_agent(tx, tenant, agent, &c, err);
     if (rc) return rc;
     ap_rows_t rows;
     /* two spellings, so each uses its index: (tenant, agent, id) or the key */
@@ -780,7 +638,11 @@ static ap_rc list_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char 
     if (rc) return rc;
     json_t *arr = json_array();
     int n = rows.nrows > limit ? limit : rows.nrows;
-    for (int i = 0; i < n; i++) json_array_append_new(arr, mem_json(&rows, i));
+    for (int i = 0; i < n; i++) {
+        json_t *o = mem_json(&rows, i);
+        overlay_access(m, o, ap_rows_get(&rows, i, "id"));
+        json_array_append_new(arr, o);
+    }
     *next = rows.nrows > limit ? ap_arena_strdup(a, ap_rows_get(&rows, n - 1, "id")) : NULL;
     *items = arr;
     return AP_OK;
@@ -801,27 +663,29 @@ static ap_rc fetch_mem(ap_tx_t *tx, const char *tenant, const char *agent, const
 static ap_rc get_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *agent,
                  const char *id, const char *query, json_t **out, ap_err_t *err) {
     ap_tx_t *tx;
-    agent_cfg_t c;
+    mem_cfg_t c;
     ap_rows_t rows;
     ap_rc rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err);
-    if (!rc && agent) rc = load_agent(tx, tenant, agent, &c, err);
+    if (!rc && agent) rc = mem_load_agent(tx, tenant, agent, &c, err);
     if (!rc) rc = fetch_mem(tx, tenant, agent, id, &rows, err);
-    if (!rc && !agent) rc = load_agent(tx, tenant, ap_rows_get(&rows, 0, "agent_id"), &c, err);
+    if (!rc && !agent) rc = mem_load_agent(tx, tenant, ap_rows_get(&rows, 0, "agent_id"), &c, err);
     ap_tx_rollback(tx);
     if (rc) return rc;
     json_t *o = mem_json(&rows, 0);
+    overlay_access(m, o, id);
     if (query) {
         float **q;
         int dim;
         const char *sig;
         int rdim = (int)ap_rows_int(&rows, 0, "dim", 0);
-        rc = embed(m, a, tenant, &c, NULL, NULL, &query, 1, &q, &dim, &sig, err);
+        rc = mem_embed(m, a, tenant, &c, NULL, NULL, &query, 1, &q, &dim, &sig, err);
         float *v = rc || rdim != dim ? NULL : ap_arena_alloc(a, sizeof *v * (size_t)dim);
-        if (!rc && v && vec_unb64(ap_rows_get(&rows, 0, "embedding"), v, dim)) {
-            ap_mem_meta_t mt = meta_of(&rows, 0);
+        if (!rc && v && mem_vec_unb64(ap_rows_get(&rows, 0, "embedding"), v, dim)) {
+            ap_mem_meta_t mt = mem_meta_of(&rows, 0);
             json_t *parts;
             float sim = ap_embed_cosine(q[0], v, dim);
-            double sc = blend(sim, mt.importance, mt.created_ms, mt.access_count, ap_now_ms(),
+            double sc = blend(sim, mt.importance, mt.created_ms,
+                              json_integer_value(json_object_get(o, "access_count")), ap_now_ms(),
                               &parts);
             json_object_set_new(o, "similarity", json_real(sim));
             json_object_set_new(o, "score", json_real(sc));
@@ -842,24 +706,27 @@ static ap_rc get_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *
 static ap_rc forget_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_actor_t *actor,
                     const char *agent, const char *id, ap_err_t *err) {
     ap_tx_t *tx;
-    agent_cfg_t c;
+    mem_cfg_t c;
     ap_rows_t rows;
     ap_rc rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err);
-    if (!rc && agent) rc = load_agent(tx, tenant, agent, &c, err);
+    if (!rc && agent) rc = mem_load_agent(tx, tenant, agent, &c, err);
     if (!rc) rc = fetch_mem(tx, tenant, agent, id, &rows, err);
     if (rc) return rc;
     const char *owner = ap_arena_strdup(a, ap_rows_get(&rows, 0, "agent_id"));
-    if (!agent && (rc = load_agent(tx, tenant, owner, &c, err))) return rc;
+    if (!agent && (rc = mem_load_agent(tx, tenant, owner, &c, err))) return rc;
+    int64_t seq;
+    if ((rc = mem_next_seq(tx, tenant, owner, &seq, err))) return rc;
     ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(id)};
     rc = ap_tx_query(tx, "DELETE FROM agent_memories WHERE tenant_id = ? AND id = ?", p, 2, NULL,
                      err);
+    if (!rc) rc = mem_tombstone(tx, tenant, owner, id, seq, err);
     if (rc) return rc;
     json_t *changes = json_pack("{s:s}", "agent_id", owner);
     ap_audit_event_t ev = {"memory.forget", "memory", id, "success", changes};
     rc = ap_audit_append(tx, tenant, actor, &ev, NULL, err);
     json_decref(changes);
     if (!rc) rc = ap_tx_commit(tx, err);
-    if (!rc) ap_mem_index_remove(m->ix, c.key, id);
+    if (!rc) ap_mem_index_remove(m->ix, c.key, id, seq);
     return rc;
 }
 
@@ -886,10 +753,11 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
     if (!rc) rc = body_agent(in, path_agent, &agent, err);
     if (rc) return rc;
     bool dry = json_is_true(json_object_get(in, "dry_run"));
+    ap_mem_flush(m); /* merged counts include what recalls counted */
     ap_tx_t *tx;
-    agent_cfg_t c;
+    mem_cfg_t c;
     if ((rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err))) return rc;
-    if ((rc = load_agent(tx, tenant, agent, &c, err))) return rc;
+    if ((rc = mem_load_agent(tx, tenant, agent, &c, err))) return rc;
     ap_rows_t rows;
     ap_val_t p[] = {AP_VTEXT(tenant), AP_VTEXT(agent), AP_VINT(CONSOLIDATE_MAX)};
     rc = ap_tx_query(tx,
@@ -927,7 +795,7 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
         }
         if (x->dim > 0 && x->dim <= AP_EMBED_DIM_MAX) {
             x->vec = ap_arena_alloc(a, sizeof(float) * (size_t)x->dim);
-            if (!vec_unb64(ap_rows_get(&rows, i, "embedding"), x->vec, x->dim)) x->vec = NULL;
+            if (!mem_vec_unb64(ap_rows_get(&rows, i, "embedding"), x->vec, x->dim)) x->vec = NULL;
         }
     }
     /* pairs, older i before newer j */
@@ -956,6 +824,8 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
            *low = json_array();
     char ts[AP_TIME_LEN];
     ap_time_format(now, ts);
+    int64_t seq = 0;
+    if (!dry) rc = mem_next_seq(tx, tenant, agent, &seq, err);
     for (int i = 0; i < n && !rc; i++) {
         cand_t *x = &cs[i];
         if (x->fate == 1) {
@@ -974,20 +844,21 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
         if (x->fate == 1 || x->fate >= 3) {
             rc = ap_tx_query(tx, "DELETE FROM agent_memories WHERE tenant_id = ? AND id = ?", q,
                              2, NULL, err);
+            if (!rc) rc = mem_tombstone(tx, tenant, agent, x->id, seq, err);
         } else if (x->fate == 2) {
-            ap_val_t s[] = {AP_VTEXT(cs[x->into].id), AP_VTEXT(ts), AP_VTEXT(tenant),
-                            AP_VTEXT(x->id)};
-            rc = ap_tx_query(tx,
-                             "UPDATE agent_memories SET status = 'superseded', superseded_by = ?,"
-                             " updated_at = ? WHERE tenant_id = ? AND id = ?",
-                             s, 4, NULL, err);
-        } else if (x->changed) {
-            ap_val_t s[] = {AP_VREAL(x->importance), AP_VINT(x->access), AP_VTEXT(ts),
+            ap_val_t s[] = {AP_VTEXT(cs[x->into].id), AP_VTEXT(ts), AP_VINT(seq),
                             AP_VTEXT(tenant), AP_VTEXT(x->id)};
             rc = ap_tx_query(tx,
-                             "UPDATE agent_memories SET importance = ?, access_count = ?,"
-                             " updated_at = ? WHERE tenant_id = ? AND id = ?",
+                             "UPDATE agent_memories SET status = 'superseded', superseded_by = ?,"
+                             " updated_at = ?, change_seq = ? WHERE tenant_id = ? AND id = ?",
                              s, 5, NULL, err);
+        } else if (x->changed) {
+            ap_val_t s[] = {AP_VREAL(x->importance), AP_VINT(x->access), AP_VTEXT(ts),
+                            AP_VINT(seq), AP_VTEXT(tenant), AP_VTEXT(x->id)};
+            rc = ap_tx_query(tx,
+                             "UPDATE agent_memories SET importance = ?, access_count = ?,"
+                             " updated_at = ?, change_seq = ? WHERE tenant_id = ? AND id = ?",
+                             s, 6, NULL, err);
         }
     }
     json_t *counts = json_pack(
@@ -1012,9 +883,9 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
         for (int i = 0; i < n; i++) {
             cand_t *x = &cs[i];
             if (x->fate) {
-                ap_mem_index_remove(m->ix, c.key, x->id);
+                ap_mem_index_remove(m->ix, c.key, x->id, 0);
             } else if (x->changed && x->vec && !strcmp(x->sig, c.sig)) {
-                ap_mem_meta_t mt = {0};
+                ap_mem_meta_t mt = {.seq = seq};
                 snprintf(mt.id, sizeof mt.id, "%s", x->id);
                 mt.type = type_index(x->type);
                 mt.importance = (float)x->importance;
@@ -1033,11 +904,12 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
                     rr.nrows) {
                     mt.shared = ap_rows_at(&rr, 0, 0) != NULL;
                     mt.last_access_ms = ms_of(ap_rows_at(&rr, 0, 1));
-                    ap_mem_index_put(m->ix, c.key, &mt, x->vec, x->dim);
+                    ap_mem_index_put(m->ix, c.key, &mt, x->vec, x->dim, 0);
                 }
                 ap_tx_rollback(rt);
             }
         }
+        ap_mem_index_advance(m->ix, c.key, seq);
     }
     *out = res;
     return AP_OK;
@@ -1045,7 +917,7 @@ static ap_rc consolidate_in(ap_mem_t *m, ap_arena_t *a, const char *tenant,
 
 /* ---------- share ---------- */
 
-static bool share_allowed(const agent_cfg_t *from, const char *to) {
+static bool share_allowed(const mem_cfg_t *from, const char *to) {
     if (!from->allow_share_to) return true; /* default: within the tenant */
     size_t i;
     json_t *e;
@@ -1073,9 +945,9 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
             return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid memory_ids",
                               "memory_ids is an array of memory ids",
                               "memory_ids[%zu] is not a string", i);
-    agent_cfg_t cf, ct;
-    if ((rc = read_agent(m, a, tenant, from, &cf, err))) return rc;
-    if ((rc = read_agent(m, a, tenant, to, &ct, err))) return rc;
+    mem_cfg_t cf, ct;
+    if ((rc = mem_read_agent(m, a, tenant, from, &cf, err))) return rc;
+    if ((rc = mem_read_agent(m, a, tenant, to, &ct, err))) return rc;
     if (!strcasecmp(from, to))
         return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "cannot share with itself",
                           "name another agent in to_agent_id", "to_agent_id is the same agent");
@@ -1102,7 +974,7 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
     float **vecs;
     int dim;
     const char *sig;
-    if ((rc = embed(m, a, tenant, &ct, actor, NULL, texts, (int)nids, &vecs, &dim, &sig, err)))
+    if ((rc = mem_embed(m, a, tenant, &ct, actor, NULL, texts, (int)nids, &vecs, &dim, &sig, err)))
         return rc;
     char model[256];
     snprintf(model, sizeof model, "%s", sig);
@@ -1110,7 +982,9 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
     if (at) *at = '\0';
 
     if ((rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err))) return rc;
-    if ((rc = load_agent(tx, tenant, to, &ct, err))) return rc;
+    if ((rc = mem_load_agent(tx, tenant, to, &ct, err))) return rc;
+    int64_t seq;
+    if ((rc = mem_next_seq(tx, tenant, to, &seq, err))) return rc;
     json_t *shared = json_array(), *skipped = json_array();
     ap_rows_t *made = ap_arena_calloc(a, sizeof *made * nids);
     char now[AP_TIME_LEN];
@@ -1131,12 +1005,13 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
                         AP_VTEXT(ap_rows_get(s, 0, "source_task_id")),
                         AP_VTEXT(model),
                         AP_VINT(dim),
-                        AP_VTEXT(vec_b64(a, vecs[i], dim)),
+                        AP_VTEXT(mem_vec_b64(a, vecs[i], dim)),
                         AP_VTEXT(sid),
                         AP_VTEXT(from),
                         AP_VTEXT(ap_rows_get(s, 0, "expires_at")),
                         AP_VTEXT(now),
                         AP_VTEXT(now),
+                        AP_VINT(seq),
                         AP_VTEXT(tenant),
                         AP_VTEXT(to),
                         AP_VTEXT(sid)};
@@ -1144,10 +1019,11 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
                          "INSERT INTO agent_memories (id, tenant_id, agent_id, memory_type, content,"
                          " subject, importance, source, source_task_id, embedder, dim, embedding,"
                          " shared_from_memory_id, shared_from_agent_id, expires_at, created_at,"
-                         " updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+                         " updated_at, change_seq) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                         " ?, ?, ?, ?"
                          " WHERE NOT EXISTS (SELECT 1 FROM agent_memories WHERE tenant_id = ?"
                          " AND agent_id = ? AND shared_from_memory_id = ?) RETURNING " MEM_COLS,
-                         p, 20, &made[i], err);
+                         p, 21, &made[i], err);
         if (rc) break;
         if (!made[i].nrows) {
             json_array_append_new(skipped, json_string(sid));
@@ -1171,9 +1047,11 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
     if (!strcmp(ct.sig, sig))
         for (size_t i = 0; i < nids; i++)
             if (made[i].nrows) {
-                ap_mem_meta_t mt = meta_of(&made[i], 0);
-                ap_mem_index_put(m->ix, ct.key, &mt, vecs[i], dim);
+                ap_mem_meta_t mt = mem_meta_of(&made[i], 0);
+                mt.seq = seq;
+                ap_mem_index_put(m->ix, ct.key, &mt, vecs[i], dim, 0);
             }
+    ap_mem_index_advance(m->ix, ct.key, seq);
     *out = json_pack("{s:o,s:o}", "shared", shared, "skipped", skipped);
     return AP_OK;
 }
@@ -1183,10 +1061,10 @@ static ap_rc share_in(ap_mem_t *m, ap_arena_t *a, const char *tenant, const ap_a
 ap_rc ap_mem_hot_push(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *path_agent,
                       json_t *in, json_t **out, ap_err_t *err) {
     const char *agent;
-    agent_cfg_t c;
+    mem_cfg_t c;
     ap_rc rc = ap_json_check(in, ap_mem_hot_push_fields, err);
     if (!rc) rc = body_agent(in, path_agent, &agent, err);
-    if (!rc) rc = read_agent(m, a, tenant, agent, &c, err);
+    if (!rc) rc = mem_read_agent(m, a, tenant, agent, &c, err);
     if (rc) return rc;
     const char *conv = ap_json_str(in, "conversation_id");
     const char *content = ap_json_str(in, "content");
@@ -1204,8 +1082,8 @@ ap_rc ap_mem_hot_push(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char
 
 ap_rc ap_mem_hot_get(ap_mem_t *m, ap_arena_t *a, const char *tenant, const char *agent,
                      const char *conv, json_t **out, ap_err_t *err) {
-    agent_cfg_t c;
-    ap_rc rc = read_agent(m, a, tenant, agent, &c, err);
+    mem_cfg_t c;
+    ap_rc rc = mem_read_agent(m, a, tenant, agent, &c, err);
     if (rc) return rc;
     return m->hot->get(m->hot, tenant, agent, conv, out, err);
 }
@@ -1256,8 +1134,8 @@ ap_rc ap_mem_tool_learn_entity(ap_mem_t *m, const char *tenant, const char *agen
     *result = NULL;
     ap_arena_t *a = ap_arena_new(8192);
     ap_actor_t actor = agent_actor(agent);
-    agent_cfg_t c;
-    ap_rc rc = read_agent(m, a, tenant, agent, &c, err);
+    mem_cfg_t c;
+    ap_rc rc = mem_read_agent(m, a, tenant, agent, &c, err);
     ap_tx_t *tx;
     if (!rc) rc = ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, err);
     if (!rc) rc = ap_graph_learn(tx, tenant, &actor, agent, args, result, err);
@@ -1274,8 +1152,8 @@ ap_rc ap_mem_tool_query_knowledge(ap_mem_t *m, const char *tenant, const char *a
                                   json_t *args, json_t **result, ap_err_t *err) {
     *result = NULL;
     ap_arena_t *a = ap_arena_new(8192);
-    agent_cfg_t c;
-    ap_rc rc = read_agent(m, a, tenant, agent, &c, err);
+    mem_cfg_t c;
+    ap_rc rc = mem_read_agent(m, a, tenant, agent, &c, err);
     ap_tx_t *tx;
     if (!rc) rc = ap_db_begin(m->db, tenant, AP_TX_READ, a, &tx, err);
     if (!rc) rc = ap_graph_query(tx, tenant, args, result, err);
@@ -1313,14 +1191,14 @@ ap_rc ap_mem_task_context(ap_mem_t *m, const char *tenant, const char *agent,
 
 /* Re-embeds up to 64 rows of one agent that were embedded otherwise than
  * its memory_config says; returns how many, or -1 on error. */
-static int reembed_batch(ap_mem_t *m, const char *tenant, const char *agent) {
+int mem_reembed_batch(ap_mem_t *m, const char *tenant, const char *agent) {
     ap_arena_t *a = ap_arena_new(1 << 16);
     ap_err_t err = {0};
-    agent_cfg_t c;
+    mem_cfg_t c;
     int done = -1;
     ap_tx_t *tx;
     ap_rows_t rows;
-    if (read_agent(m, a, tenant, agent, &c, &err)) goto out;
+    if (mem_read_agent(m, a, tenant, agent, &c, &err)) goto out;
     char model[256];
     snprintf(model, sizeof model, "%s", c.sig);
     char *at = strrchr(model, '@');
@@ -1342,27 +1220,31 @@ static int reembed_batch(ap_mem_t *m, const char *tenant, const char *agent) {
     float **vecs;
     int dim;
     const char *sig;
-    if (embed(m, a, tenant, &c, NULL, NULL, texts, rows.nrows, &vecs, &dim, &sig, &err)) goto out;
+    if (mem_embed(m, a, tenant, &c, NULL, NULL, texts, rows.nrows, &vecs, &dim, &sig, &err)) goto out;
     snprintf(model, sizeof model, "%s", sig);
     if ((at = strrchr(model, '@'))) *at = '\0';
     if (ap_db_begin(m->db, tenant, AP_TX_WRITE, a, &tx, &err)) goto out;
+    int64_t seq;
+    if (mem_next_seq(tx, tenant, agent, &seq, &err)) goto out;
     ap_rows_t *upd = ap_arena_calloc(a, sizeof *upd * (size_t)rows.nrows);
     for (int i = 0; i < rows.nrows; i++) {
-        ap_val_t u[] = {AP_VTEXT(model), AP_VINT(dim), AP_VTEXT(vec_b64(a, vecs[i], dim)),
-                        AP_VTEXT(tenant), AP_VTEXT(ap_rows_at(&rows, i, 0))};
+        ap_val_t u[] = {AP_VTEXT(model), AP_VINT(dim), AP_VTEXT(mem_vec_b64(a, vecs[i], dim)),
+                        AP_VINT(seq), AP_VTEXT(tenant), AP_VTEXT(ap_rows_at(&rows, i, 0))};
         if (ap_tx_query(tx,
-                        "UPDATE agent_memories SET embedder = ?, dim = ?, embedding = ?"
-                        " WHERE tenant_id = ? AND id = ? RETURNING " MEM_COLS,
-                        u, 5, &upd[i], &err))
+                        "UPDATE agent_memories SET embedder = ?, dim = ?, embedding = ?,"
+                        " change_seq = ? WHERE tenant_id = ? AND id = ? RETURNING " MEM_COLS,
+                        u, 6, &upd[i], &err))
             goto out;
     }
     if (ap_tx_commit(tx, &err)) goto out;
     for (int i = 0; i < rows.nrows; i++)
         if (upd[i].nrows && !strcmp(ap_rows_get(&upd[i], 0, "status"), "active") &&
             !strcmp(sig, c.sig)) {
-            ap_mem_meta_t mt = meta_of(&upd[i], 0);
-            ap_mem_index_put(m->ix, c.key, &mt, vecs[i], dim);
+            ap_mem_meta_t mt = mem_meta_of(&upd[i], 0);
+            mt.seq = seq;
+            ap_mem_index_put(m->ix, c.key, &mt, vecs[i], dim, 0);
         }
+    ap_mem_index_advance(m->ix, c.key, seq);
     done = rows.nrows;
 out:
     if (done < 0)
@@ -1370,88 +1252,6 @@ out:
                "agent_id", agent, "error", err.msg, "detail", err.detail);
     ap_arena_free(a);
     return done;
-}
-
-static job_t *next_job(ap_mem_t *m, bool wait) {
-    pthread_mutex_lock(&m->mu);
-    while (wait && !m->jobs && !m->stop) pthread_cond_wait(&m->cv, &m->mu);
-    job_t *j = m->stop && wait ? NULL : m->jobs;
-    if (j) m->jobs = j->next;
-    pthread_mutex_unlock(&m->mu);
-    return j;
-}
-
-/* Loads the index partition of every agent that has memories, so the
- * first recall after a start does not pay for it.  Runs on the worker. */
-static void warm_all(ap_mem_t *m) {
-    ap_arena_t *a = ap_arena_new(1 << 14);
-    ap_err_t err = {0};
-    ap_tx_t *tx;
-    ap_rows_t rows;
-    uint64_t t0 = ap_mono_ns();
-    int loaded = 0;
-    if (ap_db_begin(m->db, NULL, AP_TX_READ, a, &tx, &err) ||
-        ap_tx_query(tx,
-                    "SELECT DISTINCT tenant_id, agent_id FROM agent_memories"
-                    " WHERE status = 'active' ORDER BY tenant_id, agent_id",
-                    NULL, 0, &rows, &err)) {
-        ap_log(AP_LOG_WARN, "memory index warm-up failed", "{s:s,s:s}", "error", err.msg,
-               "detail", err.detail);
-        ap_arena_free(a);
-        return;
-    }
-    ap_tx_rollback(tx);
-    for (int i = 0; i < rows.nrows; i++) {
-        pthread_mutex_lock(&m->mu);
-        bool stop = m->stop;
-        pthread_mutex_unlock(&m->mu);
-        if (stop) break;
-        ap_arena_t *b = ap_arena_new(1 << 14);
-        const char *tenant = ap_rows_at(&rows, i, 0), *agent = ap_rows_at(&rows, i, 1);
-        agent_cfg_t c;
-        ap_tx_t *t;
-        if (!ap_db_begin(m->db, tenant, AP_TX_READ, b, &t, &err) &&
-            !load_agent(t, tenant, agent, &c, &err) && !ensure_index(m, t, tenant, agent, &c, &err))
-            loaded++;
-        ap_arena_free(b);
-    }
-    ap_log(AP_LOG_INFO, "memory index loaded", "{s:i,s:f}", "partitions", loaded, "ms",
-           (double)(ap_mono_ns() - t0) / 1e6);
-    ap_arena_free(a);
-}
-
-static int run_job(ap_mem_t *m, job_t *j) {
-    if (!j->tenant[0] || j->tenant[0] == '#') { /* the warm-up; graph builds */
-        if (!j->tenant[0]) warm_all(m);
-        int g = ap_mem_index_build(m->ix);
-        if (g) ap_log(AP_LOG_INFO, "memory index graphs built", "{s:i}", "graphs", g);
-        ap_free(j);
-        return 0;
-    }
-    int total = 0, n;
-    while ((n = reembed_batch(m, j->tenant, j->agent)) > 0) {
-        total += n;
-        pthread_mutex_lock(&m->mu);
-        bool stop = m->stop;
-        pthread_mutex_unlock(&m->mu);
-        if (stop) break;
-    }
-    ap_free(j);
-    return total;
-}
-
-static void *worker_main(void *arg) {
-    ap_mem_t *m = arg;
-    job_t *j;
-    while ((j = next_job(m, true))) run_job(m, j);
-    return NULL;
-}
-
-int ap_mem_run_jobs(ap_mem_t *m) {
-    int total = 0;
-    job_t *j;
-    while ((j = next_job(m, false))) total += run_job(m, j);
-    return total;
 }
 
 /* ---------- the public entry points ----------

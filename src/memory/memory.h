@@ -43,6 +43,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "memory/hot.h"
+#include "memory/index.h"
 #include "store/db.h"
 
 struct ap_upstream;
@@ -73,10 +74,19 @@ typedef struct {
     struct ap_usage_writer *usage; /* provider embeddings are recorded here; NULL: not metered */
     struct ap_llm_cache *cache;    /* budget totals for the budget check; NULL: the database */
     ap_mem_hot_t *hot;            /* taken over; NULL: the in-process backend */
-    bool no_worker;               /* tests: re-embed jobs run only via ap_mem_run_jobs */
+    bool no_worker;               /* tests: no background threads; jobs run only via
+                                     ap_mem_run_jobs, counts are written by ap_mem_flush */
     int hnsw_min;                 /* partitions of this many memories get an HNSW graph;
-                                     0: never (the int8 scan only; see docs/memory.md) */
+                                     0: AP_MEM_HNSW_MIN, < 0: never (docs/memory.md) */
+    int max_candidates;           /* graph candidates per recall before it scans instead;
+                                     0: AP_MEM_MAX_CANDIDATES */
+    const char *index_dir;        /* partition files (<data-dir>/memory-index); NULL: none */
+    int save_min;                 /* partitions of this many memories are saved; 0: hnsw_min */
+    int tombstone_days;           /* forgotten memories' tombstones are kept this long;
+                                     0: AP_MEM_TOMBSTONE_DAYS */
 } ap_mem_opts_t;
+
+#define AP_MEM_TOMBSTONE_DAYS 7
 
 ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err);
 void ap_mem_free(ap_mem_t *m); /* accepts NULL; stops the re-embed worker */
@@ -85,9 +95,23 @@ void ap_mem_free(ap_mem_t *m); /* accepts NULL; stops the re-embed worker */
 void ap_mem_stop_worker(ap_mem_t *m);
 ap_mem_hot_t *ap_mem_hot(ap_mem_t *m);
 ap_db_t *ap_mem_db(ap_mem_t *m);
-/* Runs queued re-embed jobs on this thread; returns how many memories were
- * re-embedded. */
+/* Runs queued background jobs (re-embedding, graph builds, calibration
+ * samples) on this thread; returns how many memories were re-embedded. */
 int ap_mem_run_jobs(ap_mem_t *m);
+/* Writes the access counts recalls have counted and not yet written (the
+ * flusher does it every 200 ms); returns how many memories' counts. */
+int ap_mem_flush(ap_mem_t *m);
+/* Saves the index partition files: all that changed (all), or those that
+ * changed enough (the background rule, docs/memory.md).  Returns how many
+ * were written. */
+int ap_mem_save(ap_mem_t *m, bool all);
+/* The state of an agent's index partition (diagnostics and tests): false
+ * when the agent is unknown or its partition is not loaded. */
+bool ap_mem_index_state(ap_mem_t *m, const char *tenant_id, const char *agent_id,
+                        ap_mem_part_info_t *out);
+/* Deletes tombstones older than tombstone_days (hourly in the
+ * background); partitions that reflect less than what was pruned reload. */
+int ap_mem_prune_tombstones(ap_mem_t *m);
 
 /* Validates an agents.memory_config object (for the agents service). */
 ap_rc ap_mem_config_check(json_t *cfg, ap_err_t *err);

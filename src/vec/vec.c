@@ -788,6 +788,239 @@ ap_rc ap_vec_search(ap_vec_t *ix, const float *query, size_t k, const ap_vec_que
     return ok ? AP_OK : oom(err);
 }
 
+/* ---- resumable search ------------------------------------------------------
+ * C (s->cand, min-heap) holds every discovered node not yet expanded (never
+ * pruned, so a search can go on); W (s->res, max-heap) the ef nearest
+ * accepted nodes not yet handed out; D (over, min-heap) the accepted nodes
+ * farther than all of W.  A batch: refill W from D, expand C's nearest
+ * until W is full and no candidate is nearer than W's farthest, then sort
+ * W into the ready list and hand it out.  Exact mode puts every accepted
+ * item into D and never expands. */
+
+struct ap_vec_iter {
+    ap_vec_t *ix;
+    vec_scratch_t *s;
+    accept_t a;
+    size_t ef;
+    cand_t *over, *ready;
+    size_t over_n, over_cap, ready_n, ready_pos, ready_cap;
+    uint64_t visited;
+};
+
+static void heapify_min(cand_t *h, size_t n) {
+    for (size_t i = n / 2; i-- > 0;) {
+        cand_t x = h[i];
+        size_t j = i;
+        for (;;) {
+            size_t l = 2 * j + 1, b = j;
+            float bd = x.d;
+            if (l < n && h[l].d < bd) b = l, bd = h[l].d;
+            if (l + 1 < n && h[l + 1].d < bd) b = l + 1;
+            if (b == j) break;
+            h[j] = h[b];
+            j = b;
+        }
+        h[j] = x;
+    }
+}
+
+static bool iter_accept(ap_vec_iter_t *it, cand_t c) {
+    vec_scratch_t *s = it->s;
+    if (s->res_n < it->ef) {
+        heap_push(s->res, &s->res_n, c, 1);
+        return true;
+    }
+    if (!heap_reserve(it->ix, &it->over, &it->over_cap, it->over_n + 1)) return false;
+    if (c.d < s->res[0].d) {
+        cand_t far = heap_pop(s->res, &s->res_n, 1);
+        heap_push(s->res, &s->res_n, c, 1);
+        c = far;
+    }
+    heap_push(it->over, &it->over_n, c, -1);
+    return true;
+}
+
+/* Produces the next batch into it->ready; false when out of memory. */
+static bool iter_batch(ap_vec_iter_t *it) {
+    ap_vec_t *ix = it->ix;
+    vec_scratch_t *s = it->s;
+    while (s->res_n < it->ef && it->over_n)
+        heap_push(s->res, &s->res_n, heap_pop(it->over, &it->over_n, -1), 1);
+    while (s->cand_n) {
+        cand_t c = s->cand[0];
+        if (s->res_n >= it->ef && c.d > s->res[0].d) break;
+        heap_pop(s->cand, &s->cand_n, -1);
+        const uint32_t *l = links_at(ix, c.id, 0);
+        uint32_t deg = l[0];
+        for (uint32_t i = 1; i <= deg; i++)
+            __builtin_prefetch(ix->d.vecs + (size_t)l[i] * ix->p.dim);
+        if (!heap_reserve(ix, &s->cand, &s->cand_cap, s->cand_n + deg)) return false;
+        for (uint32_t i = 1; i <= deg; i++) {
+            uint32_t n = l[i];
+            if (s->tags[n] == s->tag) continue;
+            s->tags[n] = s->tag;
+            cand_t x = {dist(ix, s->qbuf, n), n};
+            it->visited++;
+            heap_push(s->cand, &s->cand_n, x, -1);
+            if (accepted(ix, &it->a, n) && !iter_accept(it, x)) return false;
+        }
+    }
+    /* W, nearest first, becomes the ready list */
+    if (!heap_reserve(ix, &it->ready, &it->ready_cap, s->res_n)) return false;
+    size_t n = s->res_n;
+    for (size_t i = n; i > 0; i--) it->ready[i - 1] = heap_pop(s->res, &s->res_n, 1);
+    it->ready_n = n;
+    it->ready_pos = 0;
+    return true;
+}
+
+ap_rc ap_vec_iter_new(ap_vec_t *ix, const float *query, const ap_vec_query_opts_t *opts,
+                      ap_vec_iter_t **out, ap_err_t *err) {
+    *out = NULL;
+    ap_vec_query_opts_t o = opts ? *opts : (ap_vec_query_opts_t){0};
+    ap_vec_iter_t *it = vec_alloc(ix, sizeof *it);
+    if (!it) return oom(err);
+    memset(it, 0, sizeof *it);
+    it->ix = ix;
+    it->ef = o.ef ? o.ef : ix->p.ef_search;
+    if (it->ef > 65536) it->ef = 65536;
+    pthread_rwlock_rdlock(&ix->lock);
+    it->s = scratch_get(ix, ix->d.count);
+    if (!it->s) {
+        pthread_rwlock_unlock(&ix->lock);
+        vec_free(ix, it);
+        return oom(err);
+    }
+    vec_scratch_t *s = it->s;
+    memcpy(s->qbuf, query, (size_t)ix->p.dim * sizeof(float));
+    if (!ap_vec_normalize(s->qbuf, ix->p.dim)) {
+        ap_vec_iter_free(it);
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "invalid query vector",
+                          "send a non-zero vector of finite numbers",
+                          "the query vector is zero or has a non-finite component");
+    }
+    it->a = (accept_t){o.filter, o.filter_arg, ix->d.deleted > 0 || o.filter};
+    bool exact = (o.flags & AP_VEC_EXACT) || ix->d.max_level < 0 ||
+                 ix->d.linked < ix->d.count || ix->d.live < ix->p.exact_threshold;
+    bool ok = heap_reserve(ix, &s->res, &s->res_cap, it->ef + 1) &&
+              heap_reserve(ix, &s->cand, &s->cand_cap, 64);
+    if (ok && ix->d.live == 0) {
+        /* nothing to hand out */
+    } else if (ok && exact) {
+        ok = heap_reserve(ix, &it->over, &it->over_cap, ix->d.live);
+        for (uint32_t i = 0; ok && i < ix->d.count; i++) {
+            if (!accepted(ix, &it->a, i)) continue;
+            it->over[it->over_n++] = (cand_t){dist(ix, s->qbuf, i), i};
+        }
+        it->visited = ix->d.count;
+        if (ok) heapify_min(it->over, it->over_n);
+    } else if (ok) {
+        uint32_t ep = ix->d.entry;
+        float epd = dist(ix, s->qbuf, ep);
+        for (int l = ix->d.max_level; l > 0; l--) greedy(ix, s->qbuf, &ep, &epd, l);
+        s->tags[ep] = s->tag;
+        it->visited = 1;
+        heap_push(s->cand, &s->cand_n, (cand_t){epd, ep}, -1);
+        if (accepted(ix, &it->a, ep)) heap_push(s->res, &s->res_n, (cand_t){epd, ep}, 1);
+    }
+    if (!ok) {
+        ap_vec_iter_free(it);
+        return oom(err);
+    }
+    *out = it;
+    return AP_OK;
+}
+
+ap_rc ap_vec_iter_next(ap_vec_iter_t *it, ap_vec_hit_t *hits, size_t max, size_t *n,
+                       ap_err_t *err) {
+    *n = 0;
+    while (*n < max) {
+        if (it->ready_pos == it->ready_n) {
+            if (!iter_batch(it)) return oom(err);
+            if (it->ready_n == 0) break;
+        }
+        size_t take = it->ready_n - it->ready_pos;
+        if (take > max - *n) take = max - *n;
+        for (size_t i = 0; i < take; i++) fill_hit(it->ix, &hits[*n + i], it->ready[it->ready_pos + i]);
+        it->ready_pos += take;
+        *n += take;
+    }
+    return AP_OK;
+}
+
+uint64_t ap_vec_iter_visited(const ap_vec_iter_t *it) {
+    return it->visited;
+}
+
+void ap_vec_iter_free(ap_vec_iter_t *it) {
+    if (!it) return;
+    ap_vec_t *ix = it->ix;
+    scratch_put(ix, it->s);
+    pthread_rwlock_unlock(&ix->lock);
+    vec_free(ix, it->over);
+    vec_free(ix, it->ready);
+    vec_free(ix, it);
+}
+
+/* ---- whole-index helpers --------------------------------------------------- */
+
+ap_rc ap_vec_get(ap_vec_t *ix, uint64_t label, const char *id, float *out) {
+    if (id && check_id(id, NULL)) return AP_ERR_NOT_FOUND;
+    pthread_rwlock_rdlock(&ix->lock);
+    uint32_t slot = vec_map_find(&ix->d, label, id);
+    if (slot != UINT32_MAX)
+        memcpy(out, ix->d.vecs + (size_t)slot * ix->p.dim, (size_t)ix->p.dim * sizeof(float));
+    pthread_rwlock_unlock(&ix->lock);
+    return slot == UINT32_MAX ? AP_ERR_NOT_FOUND : AP_OK;
+}
+
+void ap_vec_each(ap_vec_t *ix,
+                 void (*fn)(uint64_t label, const char *id, const float *vec, void *arg),
+                 void *arg) {
+    pthread_rwlock_rdlock(&ix->lock);
+    for (uint32_t i = 0; i < ix->d.count; i++)
+        if (!(ix->d.flags[i] & VEC_F_DELETED))
+            fn(ix->d.labels[i], ix->d.ids[i], ix->d.vecs + (size_t)i * ix->p.dim, arg);
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+ap_rc ap_vec_copy(ap_vec_t *src, const ap_vec_params_t *params, const ap_vec_alloc_t *alloc,
+                  ap_vec_t **out, ap_err_t *err) {
+    *out = NULL;
+    if (params->dim != src->p.dim)
+        return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "dimension mismatch",
+                          "copy into an index of the same dimension",
+                          "source dim %u, copy dim %u", src->p.dim, params->dim);
+    ap_vec_params_t p = *params;
+    uint32_t threshold = p.exact_threshold;
+    p.exact_threshold = UINT32_MAX; /* no linking while copying */
+    ap_vec_t *dst;
+    ap_rc rc = vec_create(&p, alloc ? alloc : &src->al, &dst, err);
+    if (rc) return rc;
+    pthread_rwlock_rdlock(&src->lock);
+    if (src->d.live) rc = vec_reserve(dst, &dst->d, (uint32_t)src->d.live);
+    for (uint32_t i = 0; !rc && i < src->d.count; i++) {
+        if (src->d.flags[i] & VEC_F_DELETED) continue;
+        rc = append(dst, src->d.labels[i], src->d.ids[i], src->d.vecs + (size_t)i * p.dim);
+    }
+    pthread_rwlock_unlock(&src->lock);
+    dst->p.exact_threshold = threshold;
+    if (rc) {
+        ap_vec_release(dst);
+        return oom(err);
+    }
+    *out = dst;
+    return AP_OK;
+}
+
+ap_rc ap_vec_set_exact_threshold(ap_vec_t *ix, uint32_t threshold, ap_err_t *err) {
+    pthread_rwlock_wrlock(&ix->lock);
+    ix->p.exact_threshold = threshold;
+    ap_rc rc = graph_wanted(ix) ? link_pending(ix) : AP_OK;
+    pthread_rwlock_unlock(&ix->lock);
+    return rc ? oom(err) : AP_OK;
+}
+
 /* ---- compaction and stats ------------------------------------------------ */
 
 ap_rc ap_vec_compact(ap_vec_t *ix, ap_err_t *err) {

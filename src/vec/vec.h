@@ -127,6 +127,58 @@ bool ap_vec_contains(ap_vec_t *ix, uint64_t label, const char *id);
 ap_rc ap_vec_search(ap_vec_t *ix, const float *query, size_t k, const ap_vec_query_opts_t *opts,
                     ap_vec_hit_t *hits, size_t *n, ap_err_t *err);
 
+/* ---- resumable search ----------------------------------------------------
+ * An iterator hands out the live items accepted by the filter in batches,
+ * nearest first within a batch, for as long as the caller asks: a caller
+ * whose stopping rule depends on what it has seen (e.g. a ranking that
+ * blends similarity with other terms, docs/memory.md) pulls until it can
+ * stop.  Each batch is the `ef` best items the graph search has settled
+ * (no unexpanded candidate is closer than any of them, HNSW's own
+ * termination rule), so the first batch is what ap_vec_search(k = ef)
+ * returns and later batches continue the same search; across batches the
+ * order is approximate (a later batch may hold an item closer than one
+ * already given).  Rejected and deleted items are walked through but never
+ * returned, so a filter is applied during the search.  Below the exact
+ * threshold (or with AP_VEC_EXACT) every accepted item is scored once and
+ * handed out in exact order.
+ *
+ * The iterator holds the index's read lock from ap_vec_iter_new to
+ * ap_vec_iter_free: keep it short, and do not write to the same index from
+ * the thread that holds it. */
+typedef struct ap_vec_iter ap_vec_iter_t;
+
+ap_rc ap_vec_iter_new(ap_vec_t *ix, const float *query, const ap_vec_query_opts_t *opts,
+                      ap_vec_iter_t **out, ap_err_t *err);
+/* Up to max next items into hits[0..*n); *n == 0 when every accepted item
+ * reachable has been handed out. */
+ap_rc ap_vec_iter_next(ap_vec_iter_t *it, ap_vec_hit_t *hits, size_t max, size_t *n,
+                       ap_err_t *err);
+/* Items whose distance the iterator has computed so far (its cost). */
+uint64_t ap_vec_iter_visited(const ap_vec_iter_t *it);
+void ap_vec_iter_free(ap_vec_iter_t *it); /* NULL is harmless; releases the read lock */
+
+/* ---- whole-index helpers ------------------------------------------------- */
+
+/* Copies the normalised vector of a live item into out (dim floats);
+ * AP_ERR_NOT_FOUND when there is none. */
+ap_rc ap_vec_get(ap_vec_t *ix, uint64_t label, const char *id, float *out);
+/* Calls fn for every live item (under the read lock; fn must not call
+ * back into ix). */
+void ap_vec_each(ap_vec_t *ix,
+                 void (*fn)(uint64_t label, const char *id, const float *vec, void *arg),
+                 void *arg);
+/* A new index with params (the same dim) holding src's live items, their
+ * names and vectors, without any graph: fast (a copy under src's read
+ * lock).  params.exact_threshold decides when the copy's graph is built;
+ * set it high to copy now and build later with ap_vec_set_exact_threshold
+ * outside any lock the caller holds. */
+ap_rc ap_vec_copy(ap_vec_t *src, const ap_vec_params_t *params, const ap_vec_alloc_t *alloc,
+                  ap_vec_t **out, ap_err_t *err);
+/* Changes the exact threshold; when the index has reached it and has no
+ * graph yet, links every item now (as long as building the graph takes,
+ * under the write lock). */
+ap_rc ap_vec_set_exact_threshold(ap_vec_t *ix, uint32_t threshold, ap_err_t *err);
+
 /* Rebuilds the index from its live items, dropping deleted slots. */
 ap_rc ap_vec_compact(ap_vec_t *ix, ap_err_t *err);
 void ap_vec_stats(ap_vec_t *ix, ap_vec_stats_t *out);

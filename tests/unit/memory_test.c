@@ -1,6 +1,6 @@
 /*
- * memory_test.c - agent memory on every backend: the hot tier's TTL, the
- * index, isolation between agents and tenants on every read path, forget,
+ * memory_test.c - agent memory on every backend: the hot tier's TTL,
+ * isolation between agents and tenants on every read path, forget,
  * consolidation (duplicates, contradictions, pruning), sharing rules,
  * re-embedding after an embedder change, and the knowledge graph's
  * temporal facts and k-hop paths.
@@ -151,237 +151,6 @@ static void test_hot_ttl_and_window(void **state) {
     ap_mem_hot_free(h);
 }
 
-/* ---------- index ---------- */
-
-static ap_rc load3(void *ud, ap_mem_part_t *p, ap_err_t *err) {
-    (void)err;
-    float(*v)[4] = ud;
-    for (int i = 0; i < 3; i++) {
-        ap_mem_meta_t m = {0};
-        snprintf(m.id, sizeof m.id, "id%d", i);
-        assert_true(ap_mem_part_add(p, &m, v[i], 4));
-    }
-    float bad[2] = {1, 0};
-    ap_mem_meta_t m = {.id = "baddim"};
-    assert_false(ap_mem_part_add(p, &m, bad, 2));
-    return AP_OK;
-}
-
-static void test_index_exact_search(void **state) {
-    (void)state;
-    ap_mem_index_t *ix = ap_mem_index_new();
-    float v[3][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0.8f, 0.6f, 0, 0}};
-    ap_err_t err = {0};
-    assert_int_equal(ap_mem_index_ensure(ix, "k", load3, v, &err), AP_OK);
-    assert_int_equal(ap_mem_index_size(ix, "k"), 3);
-    ap_mem_hit_t hits[3];
-    float q[4] = {1, 0, 0, 0};
-    int n = ap_mem_index_search(ix, "k", q, 4, 3, NULL, NULL, NULL, hits);
-    assert_int_equal(n, 3);
-    assert_string_equal(hits[0].id, "id0");
-    assert_string_equal(hits[1].id, "id2");
-    assert_string_equal(hits[2].id, "id1");
-    ap_mem_index_remove(ix, "k", "id0");
-    assert_int_equal(ap_mem_index_size(ix, "k"), 2);
-    n = ap_mem_index_search(ix, "k", q, 4, 3, NULL, NULL, NULL, hits);
-    assert_int_equal(n, 2);
-    assert_string_equal(hits[0].id, "id2");
-    /* many puts and removes keep the id map right */
-    for (int i = 0; i < 500; i++) {
-        ap_mem_meta_t m = {0};
-        snprintf(m.id, sizeof m.id, "n%d", i);
-        ap_mem_index_put(ix, "k", &m, v[1], 4);
-    }
-    for (int i = 0; i < 500; i += 2) {
-        char id[16];
-        snprintf(id, sizeof id, "n%d", i);
-        ap_mem_index_remove(ix, "k", id);
-    }
-    assert_int_equal(ap_mem_index_size(ix, "k"), 252);
-    /* another dim finds nothing; another key is not loaded */
-    assert_int_equal(ap_mem_index_search(ix, "k", q, 3, 3, NULL, NULL, NULL, hits), 0);
-    assert_int_equal(ap_mem_index_search(ix, "other", q, 4, 3, NULL, NULL, NULL, hits), 0);
-    ap_mem_index_free(ix);
-}
-
-
-/* The int8 first stage with float re-scoring finds exactly the float top k. */
-#define QN 3000
-#define QD 384
-static float qvecs[QN][QD];
-
-static ap_rc load_random(void *ud, ap_mem_part_t *p, ap_err_t *err) {
-    (void)ud;
-    (void)err;
-    for (int i = 0; i < QN; i++) {
-        ap_mem_meta_t m = {0};
-        snprintf(m.id, sizeof m.id, "r%d", i);
-        ap_mem_part_add(p, &m, qvecs[i], QD);
-    }
-    return AP_OK;
-}
-
-static void test_index_quantised_scan_is_exact(void **state) {
-    (void)state;
-    uint32_t x = 12345;
-    for (int i = 0; i < QN; i++) {
-        double n = 0;
-        for (int d = 0; d < QD; d++) {
-            x = x * 1664525u + 1013904223u;
-            qvecs[i][d] = (float)((double)(x >> 8) / (1u << 24) - 0.5);
-            n += (double)qvecs[i][d] * qvecs[i][d];
-        }
-        for (int d = 0; d < QD; d++) qvecs[i][d] = (float)(qvecs[i][d] / sqrt(n));
-    }
-    ap_mem_index_t *ix = ap_mem_index_new();
-    ap_err_t err = {0};
-    assert_int_equal(ap_mem_index_ensure(ix, "q", load_random, NULL, &err), AP_OK);
-    for (int q = 0; q < 20; q++) {
-        /* a query near entry q*7, so the top is not all ties */
-        float query[QD];
-        for (int d = 0; d < QD; d++) query[d] = qvecs[q * 7][d] + 0.5f * qvecs[q * 7 + 1][d];
-        double n = 0;
-        for (int d = 0; d < QD; d++) n += (double)query[d] * query[d];
-        for (int d = 0; d < QD; d++) query[d] = (float)(query[d] / sqrt(n));
-        ap_mem_hit_t hits[10];
-        assert_int_equal(ap_mem_index_search(ix, "q", query, QD, 10, NULL, NULL, NULL, hits), 10);
-        /* brute force in double */
-        double best[10];
-        int bi[10], nb = 0;
-        for (int i = 0; i < QN; i++) {
-            double dot = 0;
-            for (int d = 0; d < QD; d++) dot += (double)qvecs[i][d] * query[d];
-            if (nb == 10 && dot <= best[9]) continue;
-            int j = nb < 10 ? nb++ : 9;
-            while (j > 0 && best[j - 1] < dot) {
-                best[j] = best[j - 1];
-                bi[j] = bi[j - 1];
-                j--;
-            }
-            best[j] = dot;
-            bi[j] = i;
-        }
-        for (int k = 0; k < 10; k++) {
-            char id[16];
-            snprintf(id, sizeof id, "r%d", bi[k]);
-            assert_string_equal(hits[k].id, id);
-            assert_true(fabs(hits[k].similarity - best[k]) < 1e-4);
-        }
-    }
-    ap_mem_index_free(ix);
-}
-
-
-/* A partition past the threshold gets an HNSW graph built off the lock;
- * searches then take their candidates from it, and later puts and
- * removes reach it. */
-static void test_index_graph_partition(void **state) {
-    (void)state;
-    uint32_t x = 777;
-    for (int i = 0; i < QN; i++) {
-        double n = 0;
-        for (int d = 0; d < QD; d++) {
-            x = x * 1664525u + 1013904223u;
-            qvecs[i][d] = (float)((double)(x >> 8) / (1u << 24) - 0.5);
-            n += (double)qvecs[i][d] * qvecs[i][d];
-        }
-        for (int d = 0; d < QD; d++) qvecs[i][d] = (float)(qvecs[i][d] / sqrt(n));
-    }
-    ap_mem_index_t *ix = ap_mem_index_new();
-    ap_mem_index_set_hnsw_min(ix, 1000);
-    ap_err_t err = {0};
-    assert_int_equal(ap_mem_index_ensure(ix, "g", load_random, NULL, &err), AP_OK);
-    assert_true(ap_mem_index_wants_build(ix, "g"));
-    assert_int_equal(ap_mem_index_build(ix), 1);
-    assert_false(ap_mem_index_wants_build(ix, "g"));
-    int found = 0;
-    for (int q = 0; q < 50; q++) {
-        ap_mem_hit_t hits[10];
-        int n = ap_mem_index_search(ix, "g", qvecs[q * 11], QD, 10, NULL, NULL, NULL, hits);
-        assert_int_equal(n, 10);
-        char id[16];
-        snprintf(id, sizeof id, "r%d", q * 11);
-        found += !strcmp(hits[0].id, id); /* a vector finds itself */
-        assert_true(hits[0].similarity >= hits[9].similarity);
-    }
-    assert_true(found >= 48);
-    /* a removal and an addition after the build reach the graph */
-    ap_mem_index_remove(ix, "g", "r11");
-    ap_mem_hit_t hits[10];
-    ap_mem_index_search(ix, "g", qvecs[11], QD, 10, NULL, NULL, NULL, hits);
-    for (int i = 0; i < 10; i++) assert_string_not_equal(hits[i].id, "r11");
-    ap_mem_meta_t m = {.id = "fresh"};
-    ap_mem_index_put(ix, "g", &m, qvecs[11], QD);
-    assert_int_equal(ap_mem_index_search(ix, "g", qvecs[11], QD, 1, NULL, NULL, NULL, hits), 1);
-    assert_string_equal(hits[0].id, "fresh");
-    ap_mem_index_free(ix);
-}
-
-/* Builtin-embedded memories with many repeats (bench/memory once loaded
- * 100k memories that were ~120 copies of each of 834 texts): the graph
- * used to fall apart into islands of copies, a search found fewer
- * candidates than asked and src/vec repeated it exactly (the filter then
- * saw every entry).  The graph search must give the full k from the
- * graph, with the best similarity the scan finds. */
-#define DN 3000
-#define DTEXTS 60
-static float (*dvecs)[QD];
-static ap_rc load_dups(void *ud, ap_mem_part_t *p, ap_err_t *err) {
-    (void)ud;
-    (void)err;
-    for (int i = 0; i < DN; i++) {
-        ap_mem_meta_t m = {.importance = (float)(i % 10) / 10};
-        snprintf(m.id, sizeof m.id, "0190c0de-0000-7000-8000-%012d", i);
-        ap_mem_part_add(p, &m, dvecs[i % DTEXTS], QD);
-    }
-    return AP_OK;
-}
-static long dup_calls;
-static bool count_filter(const ap_mem_meta_t *m, void *ud) {
-    (void)m, (void)ud;
-    dup_calls++;
-    return true;
-}
-
-static void test_index_graph_with_repeats(void **state) {
-    (void)state;
-    static const char *const syl[] = {"ka", "lo", "mi", "ne", "su", "ta", "ri", "po"};
-    dvecs = calloc(DTEXTS, sizeof *dvecs);
-    uint32_t x = 99;
-    for (int t = 0; t < DTEXTS; t++) {
-        char text[256] = "";
-        for (int w = 0; w < 8; w++) {
-            for (int s = 0; s < 3; s++) {
-                x = x * 1664525u + 1013904223u;
-                strcat(text, syl[(x >> 24) % 8]);
-            }
-            strcat(text, " ");
-        }
-        ap_embed_hash(text, strlen(text), dvecs[t], QD);
-    }
-    ap_mem_index_t *scan = ap_mem_index_new(), *ix = ap_mem_index_new();
-    ap_mem_index_set_hnsw_min(ix, 1000);
-    ap_err_t err = {0};
-    assert_int_equal(ap_mem_index_ensure(scan, "d", load_dups, NULL, &err), AP_OK);
-    assert_int_equal(ap_mem_index_ensure(ix, "d", load_dups, NULL, &err), AP_OK);
-    assert_int_equal(ap_mem_index_build(ix), 1);
-    for (int q = 0; q < 20; q++) {
-        float query[QD];
-        ap_embed_hash("kalomi nesuta ripo", 18, query, QD);
-        for (int d = 0; d < QD; d++) query[d] += 0.05f * dvecs[q][d];
-        ap_mem_hit_t hs[10], hg[10];
-        assert_int_equal(ap_mem_index_search(scan, "d", query, QD, 10, NULL, NULL, NULL, hs), 10);
-        dup_calls = 0;
-        assert_int_equal(ap_mem_index_search(ix, "d", query, QD, 10, count_filter, NULL, NULL, hg),
-                         10);
-        assert_true(dup_calls < DN); /* no exact repeat */
-        assert_true(fabs(hg[0].similarity - hs[0].similarity) < 1e-4);
-    }
-    ap_mem_index_free(scan);
-    ap_mem_index_free(ix);
-    free(dvecs);
-}
-
 /* ---------- semantic tier ---------- */
 
 static void test_isolation_matrix(void **state) {
@@ -439,10 +208,24 @@ static void test_isolation_matrix(void **state) {
                                            ids[t][1 - g], &err),
                              AP_ERR_NOT_FOUND);
         }
-    /* recall bumped the counters */
+    /* recall bumped the counters: shown at once, written by the flusher */
+    assert_int_equal(tu_count(f.db, T1, "SELECT access_count FROM agent_memories WHERE id = ?",
+                              (ap_val_t[]){AP_VTEXT(ids[0][0])}, 1),
+                     0);
+    ap_err_t err = {0};
+    json_t *out;
+    assert_int_equal(ap_mem_get(f.m, f.a, T1, NULL, ids[0][0], NULL, &out, &err), AP_OK);
+    assert_int_equal(json_integer_value(json_object_get(out, "access_count")), 1);
+    assert_true(json_is_string(json_object_get(out, "last_accessed_at")));
+    json_decref(out);
+    assert_true(ap_mem_flush(f.m) >= 1);
     assert_int_equal(tu_count(f.db, T1, "SELECT access_count FROM agent_memories WHERE id = ?",
                               (ap_val_t[]){AP_VTEXT(ids[0][0])}, 1),
                      1);
+    assert_int_equal(ap_mem_flush(f.m), 0); /* nothing left */
+    assert_int_equal(ap_mem_get(f.m, f.a, T1, NULL, ids[0][0], NULL, &out, &err), AP_OK);
+    assert_int_equal(json_integer_value(json_object_get(out, "access_count")), 1);
+    json_decref(out);
     teardown(&f);
 }
 
@@ -890,10 +673,6 @@ static void test_graph_relations_and_paths(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hot_ttl_and_window),
-        cmocka_unit_test(test_index_exact_search),
-        cmocka_unit_test(test_index_quantised_scan_is_exact),
-        cmocka_unit_test(test_index_graph_partition),
-        cmocka_unit_test(test_index_graph_with_repeats),
         cmocka_unit_test(test_config_check_and_subject),
         cmocka_unit_test(test_isolation_matrix),
         cmocka_unit_test(test_forget_removes_from_index),

@@ -771,6 +771,192 @@ static void test_allocator(void **state) {
     free(data);
 }
 
+/* ---- resumable search ------------------------------------------------------ */
+
+static bool keep_odd(uint64_t label, const char *id, void *arg) {
+    (void)id, (void)arg;
+    return label % 2 == 1;
+}
+static bool keep_odd_label(uint64_t label) {
+    return label % 2 == 1;
+}
+
+/* Below the threshold the iterator hands out every accepted item once, in
+ * exact order, whatever the batch sizes asked. */
+static void test_iter_exact(void **state) {
+    (void)state;
+    const uint32_t d = 24;
+    const size_t n = 900;
+    float *data = random_vectors(n, d, 41), *q = random_vectors(1, d, 42);
+    ap_vec_params_t p = ap_vec_params_default(d);
+    ap_vec_t *ix = build(data, n, &p);
+    assert_int_equal(ap_vec_delete(ix, 7, NULL, NULL), AP_OK);
+    truth_t *want = malloc(n * sizeof *want);
+    size_t nw = brute(data, n, d, q, n, keep_odd_label, want);
+    /* label 7 is deleted: drop it from the truth */
+    for (size_t i = 0; i < nw; i++)
+        if (want[i].label == 7) memmove(&want[i], &want[i + 1], (--nw - i) * sizeof *want);
+    ap_vec_iter_t *it;
+    ap_vec_query_opts_t o = {.ef = 16, .filter = keep_odd};
+    assert_int_equal(ap_vec_iter_new(ix, q, &o, &it, NULL), AP_OK);
+    ap_vec_hit_t hits[37];
+    size_t got = 0, m;
+    for (size_t ask = 1;; ask = ask % 37 + 1) {
+        assert_int_equal(ap_vec_iter_next(it, hits, ask, &m, NULL), AP_OK);
+        if (!m) break;
+        for (size_t i = 0; i < m; i++, got++) {
+            assert_true(got < nw);
+            assert_int_equal(hits[i].label, want[got].label);
+            assert_true(fabs(hits[i].score - want[got].score) < 1e-5);
+        }
+    }
+    assert_int_equal(got, nw);
+    assert_int_equal(ap_vec_iter_visited(it), n);
+    ap_vec_iter_free(it);
+    ap_vec_release(ix);
+    free(want);
+    free(data);
+    free(q);
+}
+
+/* On a graph: the first batch is the filtered ap_vec_search of k = ef;
+ * pulling on continues the same search (the first 300 hold most of the
+ * exact 300 best), never repeats an item, never hands out a rejected or
+ * deleted one, and reaches every accepted item in the end. */
+static void test_iter_graph(void **state) {
+    (void)state;
+    const uint32_t d = 32;
+    const size_t n = 6000, nq = 20, ef = 64;
+    float *data = random_vectors(n, d, 51), *qs = random_vectors(nq, d, 52);
+    ap_vec_params_t p = ap_vec_params_default(d);
+    p.ef_construction = 64;
+    ap_vec_t *ix = build(data, n, &p);
+    for (uint64_t l = 1; l < n; l += 50) assert_int_equal(ap_vec_delete(ix, l, NULL, NULL), AP_OK);
+    bool *seen = malloc(n);
+    truth_t *want = malloc(300 * sizeof *want);
+    ap_vec_hit_t *hits = malloc(n * sizeof *hits), first[64];
+    double found = 0;
+    for (size_t q = 0; q < nq; q++) {
+        const float *qv = qs + q * d;
+        ap_vec_query_opts_t o = {.ef = ef, .filter = keep_odd};
+        size_t nf;
+        assert_int_equal(ap_vec_search(ix, qv, ef, &o, first, &nf, NULL), AP_OK);
+        ap_vec_iter_t *it;
+        assert_int_equal(ap_vec_iter_new(ix, qv, &o, &it, NULL), AP_OK);
+        size_t m, total = 0;
+        assert_int_equal(ap_vec_iter_next(it, hits, ef, &m, NULL), AP_OK);
+        assert_int_equal(m, nf);
+        for (size_t i = 0; i < m; i++) assert_int_equal(hits[i].label, first[i].label);
+        total = m;
+        while (total < 300) {
+            assert_int_equal(ap_vec_iter_next(it, hits + total, 300 - total, &m, NULL), AP_OK);
+            assert_true(m > 0);
+            total += m;
+        }
+        /* the first 300 against the exact 300 best accepted live items */
+        size_t nw = 0;
+        truth_t *all = malloc(n * sizeof *all);
+        size_t na = brute(data, n, d, qv, n, keep_odd_label, all);
+        for (size_t i = 0; i < na && nw < 300; i++)
+            if ((all[i].label - 1) % 50 != 0) want[nw++] = all[i];
+        free(all);
+        for (size_t i = 0; i < 300; i++)
+            for (size_t j = 0; j < nw; j++)
+                if (hits[i].label == want[j].label) {
+                    found++;
+                    break;
+                }
+        /* and the rest, to the end */
+        for (;;) {
+            assert_int_equal(ap_vec_iter_next(it, hits + total, n - total, &m, NULL), AP_OK);
+            if (!m) break;
+            total += m;
+        }
+        memset(seen, 0, n);
+        for (size_t i = 0; i < total; i++) {
+            uint64_t l = hits[i].label;
+            assert_true(l % 2 == 1);
+            assert_true((l - 1) % 50 != 0);
+            assert_false(seen[l]);
+            seen[l] = true;
+        }
+        size_t accepted = 0;
+        for (uint64_t l = 1; l < n; l += 2) accepted += (l - 1) % 50 != 0;
+        assert_int_equal(total, accepted);
+        assert_true(ap_vec_iter_visited(it) <= n);
+        ap_vec_iter_free(it);
+    }
+    double r = found / (double)(nq * 300);
+    print_message("      iterator: the first 300 handed out hold %.3f of the exact 300 best\n", r);
+    assert_true(r >= 0.9);
+    free(seen);
+    free(want);
+    free(hits);
+    ap_vec_release(ix);
+    free(data);
+    free(qs);
+}
+
+static void count_items(uint64_t label, const char *id, const float *vec, void *arg) {
+    (void)id, (void)vec;
+    size_t *c = arg;
+    c[0]++;
+    c[1] += label;
+}
+
+/* get, each, copy (no graph until asked) and the threshold change. */
+static void test_copy_and_helpers(void **state) {
+    (void)state;
+    const uint32_t d = 16;
+    const size_t n = 3000;
+    float *data = random_vectors(n, d, 61);
+    ap_vec_params_t p = ap_vec_params_default(d);
+    p.exact_threshold = UINT32_MAX; /* a store of vectors, no graph */
+    ap_vec_t *ix;
+    assert_int_equal(ap_vec_new(&p, NULL, &ix, NULL), AP_OK);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "item-%zu", i);
+        assert_int_equal(ap_vec_add(ix, i, id, data + i * d, NULL), AP_OK);
+    }
+    assert_int_equal(ap_vec_delete(ix, 0, "item-5", NULL), AP_OK);
+    ap_vec_stats_t st;
+    ap_vec_stats(ix, &st);
+    assert_int_equal(st.linked, 0);
+    float v[16];
+    assert_int_equal(ap_vec_get(ix, 0, "item-9", v), AP_OK);
+    for (uint32_t j = 0; j < d; j++) assert_true(fabs(v[j] - data[9 * d + j]) < 1e-6);
+    assert_int_equal(ap_vec_get(ix, 0, "item-5", v), AP_ERR_NOT_FOUND);
+    size_t c[2] = {0, 0};
+    ap_vec_each(ix, count_items, c);
+    assert_int_equal(c[0], n - 1);
+    assert_int_equal(c[1], n * (n - 1) / 2 - 5);
+    ap_vec_params_t gp = ap_vec_params_default(d);
+    gp.ef_construction = 40;
+    gp.exact_threshold = UINT32_MAX;
+    ap_vec_t *g;
+    assert_int_equal(ap_vec_copy(ix, &gp, NULL, &g, NULL), AP_OK);
+    ap_vec_stats(g, &st);
+    assert_int_equal(st.live, n - 1);
+    assert_int_equal(st.deleted, 0);
+    assert_int_equal(st.linked, 0);
+    assert_int_equal(ap_vec_set_exact_threshold(g, 1000, NULL), AP_OK);
+    ap_vec_stats(g, &st);
+    assert_int_equal(st.linked, n - 1);
+    assert_true(ap_vec_contains(g, 0, "item-9"));
+    assert_false(ap_vec_contains(g, 0, "item-5"));
+    ap_vec_hit_t h[1];
+    size_t got;
+    assert_int_equal(ap_vec_search(g, data + 42 * d, 1, NULL, h, &got, NULL), AP_OK);
+    assert_string_equal(h[0].id, "item-42");
+    assert_int_equal(h[0].label, 42);
+    ap_vec_params_t bad = ap_vec_params_default(d + 1);
+    assert_int_equal(ap_vec_copy(ix, &bad, NULL, &(ap_vec_t *){NULL}, NULL), AP_ERR_INVALID);
+    ap_vec_release(g);
+    ap_vec_release(ix);
+    free(data);
+}
+
 static void cleanup_tmp(void) {
     if (!tmpdir[0]) return;
     char cmd[128];
@@ -789,6 +975,9 @@ int main(void) {
         cmocka_unit_test(test_readers_with_writer),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_allocator),
+        cmocka_unit_test(test_iter_exact),
+        cmocka_unit_test(test_iter_graph),
+        cmocka_unit_test(test_copy_and_helpers),
     };
     /* VEC_TEST_FILTER=test_readers* runs a subset (e.g. under TSan) */
     if (getenv("VEC_TEST_FILTER")) cmocka_set_test_filter(getenv("VEC_TEST_FILTER"));
