@@ -486,6 +486,7 @@ int ap_cmd_serve(int argc, char **argv) {
      * an error answer, which wakes their connections before the stop. */
     ap_mem_stop_worker(app.memory); /* it may be waiting on the upstream loop */
     ap_upstream_free(app.upstream);
+    ap_server_end_calls(srv); /* the gateway's calls, on the server workers */
     if (!drained) ap_server_drain(srv, 2000);
     ap_server_stop(srv);
     ap_mem_free(app.memory);
