@@ -7,28 +7,36 @@
  *    polling: the daemon's epoll descriptor sits in the loop's epoll set,
  *    and MHD_run runs when it is readable or MHD_get_timeout expires) and
  *    its own upstream (llm/upstream.h: a libcurl multi on the same loop).
- *    The daemons share one listening socket (a descriptor each): a new
- *    connection goes to a worker waiting in epoll, never to one that is
- *    busy.  (One SO_REUSEPORT socket per worker was tried: the kernel
- *    hashes connections to sockets whatever their worker is doing, so a
+ *    A gateway call on worker i suspends its connection, sends the
+ *    upstream request, gets the reply and resumes the connection, all on
+ *    worker i's thread.
+ * 2. Accepting, nginx-style: every worker's loop watches one shared
+ *    listening socket and accepts on its own thread (MHD_add_connection;
+ *    the daemons have no listening socket of their own), so a connection
+ *    only goes to a worker that waits in epoll, never to one that is
+ *    blocked.  A worker that holds more connections than the others (by
+ *    more than ACCEPT_SLACK) lets one wake-up pass, for ACCEPT_PAUSE_MS,
+ *    so the others take the new ones; then it accepts anyway, in case
+ *    they are stuck.  Without that, whichever worker wakes first takes a
+ *    whole burst of new connections and serves them alone.  (One
+ *    SO_REUSEPORT socket per worker spreads connections evenly too, but
+ *    the kernel hashes them to sockets whatever their worker is doing: a
  *    worker blocked in a synchronous call to the server itself — the MCP
  *    client discovering the platform's own /mcp — is handed the very
- *    connection it waits for.)  A gateway call on worker i suspends its
- *    connection, sends the upstream request, gets the reply and resumes
- *    the connection, all on worker i's thread.
- * 2. Resuming a connection from another thread (event streams, MCP, the
+ *    connection it waits for.)
+ * 3. Resuming a connection from another thread (event streams, MCP, the
  *    shared upstream) needs a wake-up: libmicrohttpd in external polling
  *    mode does not watch its own inter-thread channel, so each resume
  *    also kicks the worker's loop, which then runs MHD_run.  A resume on
  *    the worker's own thread only sets a flag its next check reads.
- * 3. The first access-handler call creates the request
- *    and returns without a response; body chunks accumulate up to the
- *    limit (the rest is read and dropped, then 413); the final call runs
- *    the pipeline and queues the response.
- * 2. Every step that can refuse the request answers a problem and stops;
+ * 4. The first access-handler call creates the request and returns
+ *    without a response; body chunks accumulate up to the limit (the rest
+ *    is read and dropped, then 413); the final call runs the pipeline and
+ *    queues the response.
+ * 5. Every step that can refuse the request answers a problem and stops;
  *    refusals of an authenticated caller (403, and 404 for another
  *    tenant's path) are written to the caller's audit chain.
- * 4. In-flight requests are counted from the first access-handler call to
+ * 6. In-flight requests are counted from the first access-handler call to
  *    the completion callback, which is what shutdown waits on.  A request
  *    exists a little earlier, from its request line (on_uri), so that the
  *    router sees the target as sent; one that libmicrohttpd drops before
@@ -61,10 +69,17 @@
 #include "identity/keycache.h"
 #include "llm/upstream.h"
 
-/* libmicrohttpd's connection limit, shared by the workers' daemons (a
- * daemon at its share stops accepting and leaves new connections to the
- * others, as libmicrohttpd's own thread pool does). */
+/* Open connections of the whole server; past it new ones wait in the
+ * listen backlog. */
 #define SERVER_CONNECTION_LIMIT 16384
+/* Accepting (decision 2): how many more connections than the least busy
+ * worker a worker may hold before it lets a wake-up pass, for how long,
+ * and how many it accepts per wake-up. */
+#define ACCEPT_SLACK 1
+#define ACCEPT_PAUSE_MS 1
+#define ACCEPT_BATCH 8
+/* After accept failed for want of descriptors or memory. */
+#define ACCEPT_BACKOFF_MS 100
 
 /* One server worker (decision 1): its thread runs loop. */
 typedef struct ap_server_worker {
@@ -72,12 +87,16 @@ typedef struct ap_server_worker {
     struct MHD_Daemon *d;
     ap_loop_t *loop;
     ap_upstream_t *up;
-    ap_loop_io_t mhd_io; /* the daemon's epoll descriptor */
+    ap_loop_io_t mhd_io;    /* the daemon's epoll descriptor */
+    ap_loop_io_t listen_io; /* the shared listening socket */
     ap_loop_hook_t hook;
-    int listen_fd;       /* until the daemon owns it */
     bool ready;          /* the daemon's descriptor was readable */
-    bool kick;           /* a connection was resumed on this thread */
+    bool kick;           /* a connection was resumed or added on this thread */
+    bool listening;      /* listen_io is in the loop's set */
+    bool passed;         /* the last wake-up of listen_io was let pass */
     int64_t deadline;    /* MHD_get_timeout, monotonic ms; -1: none */
+    int64_t listen_at;   /* listen_io paused until then; 0: not paused */
+    _Atomic int nconn;   /* open connections of this worker's daemon */
     _Atomic bool kick_remote; /* resumed from another thread */
 } worker_t;
 
@@ -85,11 +104,12 @@ struct ap_server {
     struct ap_app *app;
     worker_t *w;
     int nw;
+    int listen_fd;
     _Atomic int inflight;
     int port;
 };
 
-/* The worker must run MHD_run soon: a connection was resumed (decision 2). */
+/* The worker must run MHD_run soon: a connection was resumed (decision 3). */
 static void kick(worker_t *w) {
     if (ap_loop_on_thread(w->loop)) {
         w->kick = true;
@@ -488,11 +508,14 @@ static void req_free(ap_server_t *s, ap_req_t *r) {
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
     (void)c;
-    ap_server_t *s = ((worker_t *)cls)->s;
+    worker_t *w = cls;
+    ap_server_t *s = w->s;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&w->nconn, 1);
         *socket_context = ap_calloc(1, sizeof(conn_ctx_t));
         return;
     }
+    atomic_fetch_sub(&w->nconn, 1);
     conn_ctx_t *cc = *socket_context;
     if (!cc) return;
     if (cc->pending) req_free(s, cc->pending);
@@ -624,14 +647,80 @@ static void mhd_ready(ap_loop_io_t *io, uint32_t events) {
 static int64_t mhd_prepare(ap_loop_hook_t *h) {
     worker_t *w = (worker_t *)((char *)h - offsetof(worker_t, hook));
     if (w->kick || atomic_load(&w->kick_remote)) return 0;
+    int64_t now = ap_loop_now_ms(), wait = -1;
     MHD_UNSIGNED_LONG_LONG to;
-    if (MHD_get_timeout(w->d, &to) != MHD_YES) {
+    if (MHD_get_timeout(w->d, &to) == MHD_YES) {
+        if (to > (MHD_UNSIGNED_LONG_LONG)INT32_MAX) to = INT32_MAX;
+        w->deadline = now + (int64_t)to;
+        wait = (int64_t)to;
+    } else {
         w->deadline = -1;
-        return -1;
     }
-    if (to > (MHD_UNSIGNED_LONG_LONG)INT32_MAX) to = INT32_MAX;
-    w->deadline = ap_loop_now_ms() + (int64_t)to;
-    return (int64_t)to;
+    if (w->listen_at) {
+        int64_t l = w->listen_at > now ? w->listen_at - now : 0;
+        if (wait < 0 || l < wait) wait = l;
+    }
+    return wait;
+}
+
+/* True when w holds no more connections than the least busy other
+ * worker plus ACCEPT_SLACK (decision 2).  Counts read without a lock: a
+ * stale one only moves a connection to the other worker. */
+static bool fair_turn(worker_t *w) {
+    ap_server_t *s = w->s;
+    int mine = atomic_load(&w->nconn), least = -1;
+    for (int i = 0; i < s->nw; i++) {
+        if (&s->w[i] == w) continue;
+        int n = atomic_load(&s->w[i].nconn);
+        if (least < 0 || n < least) least = n;
+    }
+    return least < 0 || mine <= least + ACCEPT_SLACK;
+}
+
+static int total_conns(ap_server_t *s) {
+    int n = 0;
+    for (int i = 0; i < s->nw; i++) n += atomic_load(&s->w[i].nconn);
+    return n;
+}
+
+/* Stops watching the listening socket for ms (the check resumes it). */
+static void listen_pause(worker_t *w, int ms) {
+    ap_loop_mod(w->loop, &w->listen_io, 0);
+    w->listen_at = ap_loop_now_ms() + ms;
+}
+
+static void on_listen(ap_loop_io_t *io, uint32_t events) {
+    (void)events;
+    worker_t *w = (worker_t *)((char *)io - offsetof(worker_t, listen_io));
+    if (w->listen_at) return; /* paused in this iteration already */
+    if (total_conns(w->s) >= SERVER_CONNECTION_LIMIT) {
+        listen_pause(w, ACCEPT_BACKOFF_MS);
+        return;
+    }
+    if (!fair_turn(w) && !w->passed) { /* the others' turn; ours after the pause */
+        w->passed = true;
+        listen_pause(w, ACCEPT_PAUSE_MS);
+        return;
+    }
+    w->passed = false;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        int fd = accept4(w->s->listen_fd, (struct sockaddr *)&sa, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                ap_log(AP_LOG_WARN, "cannot accept connections", "{s:s,s:i}", "error",
+                       strerror(errno), "retry_ms", ACCEPT_BACKOFF_MS);
+                listen_pause(w, ACCEPT_BACKOFF_MS);
+            }
+            break; /* EAGAIN: another worker took it */
+        }
+        /* closes fd itself when it cannot take it */
+        MHD_add_connection(w->d, fd, (const struct sockaddr *)&sa, len);
+        w->kick = true; /* its first bytes may be there: MHD_run in this iteration */
+        if (i + 1 < ACCEPT_BATCH && !fair_turn(w)) break;
+    }
 }
 
 /* Runs after the upstream's check (hooks run in the order they were
@@ -641,7 +730,14 @@ static void mhd_check(ap_loop_hook_t *h) {
     worker_t *w = (worker_t *)((char *)h - offsetof(worker_t, hook));
     bool run = w->ready || w->kick;
     if (atomic_load(&w->kick_remote) && atomic_exchange(&w->kick_remote, false)) run = true;
-    if (!run && w->deadline >= 0 && ap_loop_now_ms() >= w->deadline) run = true;
+    if (w->listen_at || (!run && w->deadline >= 0)) {
+        int64_t now = ap_loop_now_ms();
+        if (w->listen_at && now >= w->listen_at) { /* the pause is over */
+            w->listen_at = 0;
+            if (w->listening) ap_loop_mod(w->loop, &w->listen_io, EPOLLIN);
+        }
+        if (!run && w->deadline >= 0 && now >= w->deadline) run = true;
+    }
     if (!run) return;
     w->ready = w->kick = false;
     MHD_run(w->d);
@@ -664,21 +760,21 @@ static int listen_on(const struct sockaddr_in *sa) {
 }
 
 static void worker_free(worker_t *w) {
-    if (w->d) MHD_stop_daemon(w->d); /* closes the listening socket too */
+    if (w->d) MHD_stop_daemon(w->d);
     ap_upstream_free(w->up);
     ap_loop_free(w->loop);
 }
 
-static ap_rc worker_init(ap_server_t *s, worker_t *w, unsigned conn_limit, ap_err_t *err) {
+static ap_rc worker_init(ap_server_t *s, worker_t *w, ap_err_t *err) {
     w->s = s;
     w->deadline = -1;
     ap_rc rc = ap_loop_new(&w->loop, err);
     if (rc) return rc;
     /* the upstream's hook first: see mhd_check */
     if ((rc = ap_upstream_new_on(w->loop, &w->up, err))) return rc;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_NO_LISTEN_SOCKET;
     w->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w,
-                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)w->listen_fd,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, w,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
@@ -689,7 +785,8 @@ static ap_rc worker_init(ap_server_t *s, worker_t *w, unsigned conn_limit, ap_er
                              * request on a kept-alive connection, and an
                              * open stream holds it (see bench/RESULTS.md) */
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-                            MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVER_CONNECTION_LIMIT,
+                            MHD_OPTION_END);
     if (!w->d)
         return ap_err_set(err, AP_ERR_UNAVAILABLE, "listen-failed", "cannot start the HTTP server",
                           "check the process's descriptor limit", "libmicrohttpd refused to start");
@@ -698,6 +795,11 @@ static ap_rc worker_init(ap_server_t *s, worker_t *w, unsigned conn_limit, ap_er
     if (!di || ap_loop_add(w->loop, &w->mhd_io, di->epoll_fd, EPOLLIN))
         return ap_err_set(err, AP_ERR_INTERNAL, NULL, "cannot start the HTTP server", NULL,
                           "the daemon's epoll descriptor cannot be watched");
+    w->listen_io.fn = on_listen;
+    if (ap_loop_add(w->loop, &w->listen_io, s->listen_fd, EPOLLIN))
+        return ap_err_set(err, AP_ERR_INTERNAL, NULL, "cannot start the HTTP server", NULL,
+                          "the listening socket cannot be watched");
+    w->listening = true;
     w->hook.prepare = mhd_prepare;
     w->hook.check = mhd_check;
     ap_loop_hook_add(w->loop, &w->hook);
@@ -709,8 +811,7 @@ static void workers_free(ap_server_t *s, int n) {
     for (int i = 0; i < n; i++)
         if (s->w[i].loop) ap_loop_join(s->w[i].loop);
     for (int i = 0; i < n; i++) worker_free(&s->w[i]);
-    for (int i = n; i < s->nw; i++)
-        if (s->w[i].listen_fd >= 0) close(s->w[i].listen_fd);
+    if (s->listen_fd >= 0) close(s->listen_fd);
     ap_free(s->w);
     ap_free(s);
 }
@@ -729,34 +830,25 @@ ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_serve
     s->app = app;
     s->nw = opts->threads > 0 ? opts->threads : 2;
     s->w = ap_calloc((size_t)s->nw, sizeof *s->w);
-    for (int i = 0; i < s->nw; i++) s->w[i].listen_fd = -1;
-    /* one socket; each daemon owns a descriptor of it (decision 1) */
-    for (int i = 0; i < s->nw; i++) {
-        s->w[i].listen_fd =
-            i == 0 ? listen_on(&sa) : fcntl(s->w[0].listen_fd, F_DUPFD_CLOEXEC, 0);
-        if (s->w[i].listen_fd < 0) {
-            int e = errno;
-            workers_free(s, 0);
-            return ap_err_set(err, AP_ERR_UNAVAILABLE, "listen-failed", "cannot listen",
-                              "pick another --listen address or free the port",
-                              "could not bind %s:%d: %s", opts->host, opts->port, strerror(e));
-        }
+    s->listen_fd = listen_on(&sa);
+    if (s->listen_fd < 0) {
+        int e = errno;
+        workers_free(s, 0);
+        return ap_err_set(err, AP_ERR_UNAVAILABLE, "listen-failed", "cannot listen",
+                          "pick another --listen address or free the port",
+                          "could not bind %s:%d: %s", opts->host, opts->port, strerror(e));
     }
     struct sockaddr_in got;
     socklen_t len = sizeof got;
-    getsockname(s->w[0].listen_fd, (struct sockaddr *)&got, &len);
+    getsockname(s->listen_fd, (struct sockaddr *)&got, &len);
     s->port = ntohs(got.sin_port);
-    unsigned limit = (SERVER_CONNECTION_LIMIT + (unsigned)s->nw - 1) / (unsigned)s->nw;
     for (int i = 0; i < s->nw; i++) {
-        ap_rc rc = worker_init(s, &s->w[i], limit, err);
+        ap_rc rc = worker_init(s, &s->w[i], err);
         if (!rc) rc = ap_loop_start_thread(s->w[i].loop, err);
         if (rc) {
-            /* a daemon that failed to start may have closed the socket */
-            if (!s->w[i].d) s->w[i].listen_fd = -1;
             workers_free(s, i + 1);
             return rc;
         }
-        s->w[i].listen_fd = -1; /* the daemon's now */
     }
     *out = s;
     return AP_OK;
@@ -768,12 +860,17 @@ int ap_server_port(ap_server_t *s) {
 
 static void quiesce_worker(void *arg) {
     worker_t *w = arg;
-    MHD_socket fd = MHD_quiesce_daemon(w->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (w->listening) ap_loop_del(w->loop, &w->listen_io);
+    w->listening = false;
+    w->listen_at = 0;
 }
 
 void ap_server_quiesce(ap_server_t *s) {
     for (int i = 0; i < s->nw; i++) ap_loop_call(s->w[i].loop, quiesce_worker, &s->w[i]);
+    /* no worker watches it any more: connections still in the backlog are
+     * refused, new ones find the port closed */
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    s->listen_fd = -1;
 }
 
 bool ap_server_drain(ap_server_t *s, int timeout_ms) {

@@ -14,10 +14,11 @@
  *    a bound, end the model calls still running on the workers (their
  *    clients get an error answer), then stop.
  * 4. Workers: `threads` of them, each a thread running one event loop
- *    with its own libmicrohttpd daemon (all on one port, SO_REUSEPORT)
- *    and its own upstream (llm/upstream.h), which a request reaches as
- *    r->upstream: model calls started there run on the worker's thread
- *    from start to answer.
+ *    with its own libmicrohttpd daemon and its own upstream
+ *    (llm/upstream.h), which a request reaches as r->upstream: model
+ *    calls started there run on the worker's thread from start to answer.
+ *    The workers accept from one listening socket, each when it waits in
+ *    epoll, the one with fewer connections first (server.c, decision 2).
  */
 #ifndef AP_HTTP_SERVER_H
 #define AP_HTTP_SERVER_H
