@@ -190,7 +190,7 @@ void ap_loop_run(ap_loop_t *l) {
     l->started = true;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
-    struct epoll_event evs[64];
+    struct epoll_event evs[256];
     while (!atomic_load(&l->stop)) {
         int64_t wait = -1;
         for (ap_loop_hook_t *h = l->hooks; h; h = h->next) {
@@ -198,7 +198,7 @@ void ap_loop_run(ap_loop_t *l) {
             if (w >= 0 && (wait < 0 || w < wait)) wait = w;
         }
         if (atomic_load(&l->has_calls)) wait = 0;
-        int n = epoll_wait(l->ep, evs, 64, wait > INT_MAX ? INT_MAX : (int)wait);
+        int n = epoll_wait(l->ep, evs, 256, wait > INT_MAX ? INT_MAX : (int)wait);
         for (int i = 0; i < n; i++) {
             ap_loop_io_t *io = evs[i].data.ptr;
             io->fn(io, evs[i].events);

@@ -14,11 +14,12 @@
  *    listening socket and accepts on its own thread (MHD_add_connection;
  *    the daemons have no listening socket of their own), so a connection
  *    only goes to a worker that waits in epoll, never to one that is
- *    blocked.  A worker that holds more connections than the others (by
- *    more than ACCEPT_SLACK) lets one wake-up pass, for ACCEPT_PAUSE_MS,
- *    so the others take the new ones; then it accepts anyway, in case
- *    they are stuck.  Without that, whichever worker wakes first takes a
- *    whole burst of new connections and serves them alone.  (One
+ *    blocked.  A worker that holds more connections than another (by
+ *    more than ACCEPT_SLACK) lets the wake-up pass, for ACCEPT_PAUSE_MS,
+ *    so the other takes the new connections; then it accepts a whole
+ *    batch anyway, in case the other is busy or stuck.  Without that,
+ *    whichever worker wakes first takes a burst of new connections and
+ *    serves them alone.  (One
  *    SO_REUSEPORT socket per worker spreads connections evenly too, but
  *    the kernel hashes them to sockets whatever their worker is doing: a
  *    worker blocked in a synchronous call to the server itself — the MCP
@@ -663,18 +664,17 @@ static int64_t mhd_prepare(ap_loop_hook_t *h) {
     return wait;
 }
 
-/* True when w holds no more connections than the least busy other
- * worker plus ACCEPT_SLACK (decision 2).  Counts read without a lock: a
+/* False when another worker holds fewer connections than w by more than
+ * ACCEPT_SLACK: its turn (decision 2).  Counts read without a lock: a
  * stale one only moves a connection to the other worker. */
 static bool fair_turn(worker_t *w) {
     ap_server_t *s = w->s;
-    int mine = atomic_load(&w->nconn), least = -1;
+    int mine = atomic_load(&w->nconn);
     for (int i = 0; i < s->nw; i++) {
-        if (&s->w[i] == w) continue;
-        int n = atomic_load(&s->w[i].nconn);
-        if (least < 0 || n < least) least = n;
+        worker_t *o = &s->w[i];
+        if (o != w && atomic_load(&o->nconn) + ACCEPT_SLACK < mine) return false;
     }
-    return least < 0 || mine <= least + ACCEPT_SLACK;
+    return true;
 }
 
 static int total_conns(ap_server_t *s) {
@@ -697,7 +697,8 @@ static void on_listen(ap_loop_io_t *io, uint32_t events) {
         listen_pause(w, ACCEPT_BACKOFF_MS);
         return;
     }
-    if (!fair_turn(w) && !w->passed) { /* the others' turn; ours after the pause */
+    bool after_pass = w->passed; /* the others had their turn: a whole batch */
+    if (!after_pass && !fair_turn(w)) {
         w->passed = true;
         listen_pause(w, ACCEPT_PAUSE_MS);
         return;
@@ -719,7 +720,7 @@ static void on_listen(ap_loop_io_t *io, uint32_t events) {
         /* closes fd itself when it cannot take it */
         MHD_add_connection(w->d, fd, (const struct sockaddr *)&sa, len);
         w->kick = true; /* its first bytes may be there: MHD_run in this iteration */
-        if (i + 1 < ACCEPT_BATCH && !fair_turn(w)) break;
+        if (!after_pass && !fair_turn(w)) break;
     }
 }
 
