@@ -6,7 +6,8 @@
  * 1. A thin HTTP adapter over llm/call.h: a call is parsed from the
  *    client's protocol into the internal representation and handed to
  *    ap_llm_call_start, which routes it, checks budgets, and runs the
- *    attempts (retries, breaker, fallbacks) on the I/O loop; the client
+ *    attempts (retries, breaker, fallbacks) on the upstream loop of the
+ *    server worker serving the client, on the same thread; the client
  *    connection sleeps meanwhile (no thread is held).  What stays here is
  *    HTTP: suspend/resume, SSE framing in the client's protocol, the
  *    X-AgentProv-Route header, Retry-After, and wire-shaped errors.
@@ -140,9 +141,15 @@ static void on_gone(void *ud) {
     pthread_mutex_unlock(&g->mu);
 }
 
+/* The worker's own upstream: the call runs on this request's thread from
+ * start to answer (http/server.h, decision 4). */
+static struct ap_upstream *gw_upstream(ap_req_t *r) {
+    return r->upstream ? r->upstream : r->app->upstream;
+}
+
 static ap_llm_call_env_t call_env(ap_req_t *r) {
     return (ap_llm_call_env_t){.db = r->app->db,
-                               .upstream = r->app->upstream,
+                               .upstream = gw_upstream(r),
                                .usage = r->app->usage,
                                .breaker = r->app->breaker,
                                .master_key = r->app->master_key,
@@ -194,7 +201,7 @@ static void chat(ap_req_t *r, ap_wire_kind client) {
                                            AP_LLM_CALL_MAX_HEADERS);
     ap_llm_call_env_t env = call_env(r);
     ap_llm_call_cb_t cb = {.on_open = gw_open, .on_delta = gw_delta, .on_done = gw_done, .ud = g};
-    /* the answer may come from the I/O loop before start returns */
+    /* the answer may come before start returns (builtin model, budget) */
     ap_req_async_begin(r, on_gone, g);
     pthread_mutex_lock(&g->mu);
     rc = ap_llm_call_start(&env, &opts, &req, &cb, &g->call, &err);
@@ -344,7 +351,7 @@ void ap_h_gw_embeddings(ap_req_t *r) {
     ap_req_async_begin(r, NULL, NULL);
     ap_upstream_cb_t cb = {.on_done = embed_done, .ud = g};
     ap_upstream_limits_t lim = {.timeout_ms = 120000};
-    ap_upstream_submit(r->app->upstream, &call, &lim, &cb, NULL, &err);
+    ap_upstream_submit(gw_upstream(r), &call, &lim, &cb, NULL, &err);
 }
 
 /* --- models --- */

@@ -8,7 +8,8 @@
  *    (mode 0600) when no active platform key exists; the log says where,
  *    never what.
  * 3. SIGTERM/SIGINT: stop accepting, wait for in-flight requests up to
- *    --shutdown-timeout, stop the purge job, close the store.
+ *    --shutdown-timeout, end the model calls still running (their clients
+ *    get an error answer), stop the purge job, close the store.
  * 4. At the same moment as the first admin key (unless --no-demo or
  *    AP_DEMO=0) it seeds the demo tenant and its team (cmd/demo.c) and
  *    writes that tenant's admin key to <data-dir>/demo.key.
@@ -212,7 +213,9 @@ int ap_cmd_serve(int argc, char **argv) {
         {"listen", "AP_LISTEN", "127.0.0.1:8080", "address:port to listen on (port 0 = any free)",
          false, false, NULL},
         AP_DB_OPTS,
-        {"threads", "AP_THREADS", ncpu, "HTTP worker threads", false, false, NULL},
+        {"threads", "AP_THREADS", ncpu,
+         "server workers: threads with one event loop each (HTTP and the gateway's model calls)",
+         false, false, NULL},
         {"db-pool", "AP_DB_POOL", NULL, "store connections (default threads + 2)", false, false, NULL},
         {"max-body", "AP_MAX_BODY", "1048576", "largest request body in bytes (413 beyond)", false,
          false, NULL},
@@ -500,6 +503,7 @@ int ap_cmd_serve(int argc, char **argv) {
      * an error answer, which wakes their connections before the stop. */
     ap_mem_stop_worker(app.memory); /* it may be waiting on the upstream loop */
     ap_upstream_free(app.upstream);
+    ap_server_end_calls(srv); /* the gateway's calls, on the server workers */
     if (!drained) ap_server_drain(srv, 2000);
     ap_server_stop(srv);
     ap_mem_free(app.memory);

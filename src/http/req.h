@@ -27,6 +27,8 @@
 #include "store/db.h"
 
 struct MHD_Connection;
+struct ap_server_worker;
+struct ap_upstream;
 typedef struct ap_app ap_app_t;
 
 #define AP_MAX_RESP_HEADERS 8
@@ -35,6 +37,11 @@ typedef struct ap_req {
     ap_app_t *app;
     ap_arena_t *arena;
     struct MHD_Connection *conn;
+    struct ap_server_worker *worker; /* the server worker serving the connection */
+    /* The worker's upstream (llm/upstream.h): a call submitted there runs
+     * on this request's thread, with no hand-off.  Never NULL on a request
+     * the server made. */
+    struct ap_upstream *upstream;
     const char *method;
     const char *raw_path;
     const char *path; /* normalised */

@@ -1,15 +1,43 @@
 /*
- * server.c - libmicrohttpd glue and the request pipeline.
+ * server.c - libmicrohttpd glue, the server workers and the request
+ * pipeline.
  *
- * 1. libmicrohttpd runs an epoll loop per thread of its pool; handlers run
- *    on those threads.  The first access-handler call creates the request
- *    and returns without a response; body chunks accumulate up to the
- *    limit (the rest is read and dropped, then 413); the final call runs
- *    the pipeline and queues the response.
- * 2. Every step that can refuse the request answers a problem and stops;
+ * 1. Workers, nginx-style: each worker thread runs one event loop
+ *    (core/loop.h) that drives its own libmicrohttpd daemon (external
+ *    polling: the daemon's epoll descriptor sits in the loop's epoll set,
+ *    and MHD_run runs when it is readable or MHD_get_timeout expires) and
+ *    its own upstream (llm/upstream.h: a libcurl multi on the same loop).
+ *    A gateway call on worker i suspends its connection, sends the
+ *    upstream request, gets the reply and resumes the connection, all on
+ *    worker i's thread.
+ * 2. Accepting, nginx-style: every worker's loop watches one shared
+ *    listening socket and accepts on its own thread (MHD_add_connection;
+ *    the daemons have no listening socket of their own), so a connection
+ *    only goes to a worker that waits in epoll, never to one that is
+ *    blocked.  A worker that holds more connections than another (by
+ *    more than ACCEPT_SLACK) lets the wake-up pass, for ACCEPT_PAUSE_MS,
+ *    so the other takes the new connections; then it accepts a whole
+ *    batch anyway, in case the other is busy or stuck.  Without that,
+ *    whichever worker wakes first takes a burst of new connections and
+ *    serves them alone.  (One
+ *    SO_REUSEPORT socket per worker spreads connections evenly too, but
+ *    the kernel hashes them to sockets whatever their worker is doing: a
+ *    worker blocked in a synchronous call to the server itself — the MCP
+ *    client discovering the platform's own /mcp — is handed the very
+ *    connection it waits for.)
+ * 3. Resuming a connection from another thread (event streams, MCP, the
+ *    shared upstream) needs a wake-up: libmicrohttpd in external polling
+ *    mode does not watch its own inter-thread channel, so each resume
+ *    also kicks the worker's loop, which then runs MHD_run.  A resume on
+ *    the worker's own thread only sets a flag its next check reads.
+ * 4. The first access-handler call creates the request and returns
+ *    without a response; body chunks accumulate up to the limit (the rest
+ *    is read and dropped, then 413); the final call runs the pipeline and
+ *    queues the response.
+ * 5. Every step that can refuse the request answers a problem and stops;
  *    refusals of an authenticated caller (403, and 404 for another
  *    tenant's path) are written to the caller's audit chain.
- * 3. In-flight requests are counted from the first access-handler call to
+ * 6. In-flight requests are counted from the first access-handler call to
  *    the completion callback, which is what shutdown waits on.  A request
  *    exists a little earlier, from its request line (on_uri), so that the
  *    router sees the target as sent; one that libmicrohttpd drops before
@@ -18,29 +46,84 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/time.h"
 #include "http/idempotency.h"
 #include "http/req.h"
 #include "identity/keycache.h"
+#include "llm/upstream.h"
+
+/* Open connections of the whole server; past it new ones wait in the
+ * listen backlog. */
+#define SERVER_CONNECTION_LIMIT 16384
+/* Accepting (decision 2): how many more connections than the least busy
+ * worker a worker may hold before it lets a wake-up pass, for how long,
+ * and how many it accepts per wake-up. */
+#define ACCEPT_SLACK 1
+#define ACCEPT_PAUSE_MS 1
+#define ACCEPT_BATCH 8
+/* After accept failed for want of descriptors or memory. */
+#define ACCEPT_BACKOFF_MS 100
+
+/* One server worker (decision 1): its thread runs loop. */
+typedef struct ap_server_worker {
+    ap_server_t *s;
+    struct MHD_Daemon *d;
+    ap_loop_t *loop;
+    ap_upstream_t *up;
+    ap_loop_io_t mhd_io;    /* the daemon's epoll descriptor */
+    ap_loop_io_t listen_io; /* the shared listening socket */
+    ap_loop_hook_t hook;
+    bool ready;          /* the daemon's descriptor was readable */
+    bool kick;           /* a connection was resumed or added on this thread */
+    bool listening;      /* listen_io is in the loop's set */
+    bool passed;         /* the last wake-up of listen_io was let pass */
+    int64_t deadline;    /* MHD_get_timeout, monotonic ms; -1: none */
+    int64_t listen_at;   /* listen_io paused until then; 0: not paused */
+    _Atomic int nconn;   /* open connections of this worker's daemon */
+    _Atomic bool kick_remote; /* resumed from another thread */
+} worker_t;
 
 struct ap_server {
-    struct MHD_Daemon *d;
     struct ap_app *app;
+    worker_t *w;
+    int nw;
+    int listen_fd;
     _Atomic int inflight;
     int port;
 };
+
+/* The worker must run MHD_run soon: a connection was resumed (decision 3). */
+static void kick(worker_t *w) {
+    if (ap_loop_on_thread(w->loop)) {
+        w->kick = true;
+        return;
+    }
+    atomic_store(&w->kick_remote, true);
+    ap_loop_wake(w->loop);
+}
+
+static void resume_conn(ap_req_t *r) {
+    MHD_resume_connection(r->conn);
+    kick(r->worker);
+}
 
 static void answer(ap_req_t *r, ap_rc rc, const char *type, const char *msg, const char *hint,
                    const char *detail) {
@@ -301,7 +384,7 @@ static void wake(ap_req_t *r, bool final) {
     bool resume = as->suspended && !as->gone;
     as->suspended = false;
     pthread_mutex_unlock(&as->mu);
-    if (resume) MHD_resume_connection(r->conn);
+    if (resume) resume_conn(r);
 }
 
 void ap_req_async_answer(ap_req_t *r) {
@@ -329,7 +412,7 @@ bool ap_req_stream_write(ap_req_t *r, const char *data, size_t len) {
     bool resume = as->suspended;
     as->suspended = false;
     pthread_mutex_unlock(&as->mu);
-    if (resume) MHD_resume_connection(r->conn);
+    if (resume) resume_conn(r);
     return true;
 }
 
@@ -341,7 +424,7 @@ void ap_req_stream_close(ap_req_t *r) {
     bool resume = as->suspended && !as->gone;
     as->suspended = false;
     pthread_mutex_unlock(&as->mu);
-    if (resume) MHD_resume_connection(r->conn);
+    if (resume) resume_conn(r);
 }
 
 bool ap_req_client_gone(ap_req_t *r) {
@@ -426,11 +509,14 @@ static void req_free(ap_server_t *s, ap_req_t *r) {
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
     (void)c;
-    ap_server_t *s = cls;
+    worker_t *w = cls;
+    ap_server_t *s = w->s;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&w->nconn, 1);
         *socket_context = ap_calloc(1, sizeof(conn_ctx_t));
         return;
     }
+    atomic_fetch_sub(&w->nconn, 1);
     conn_ctx_t *cc = *socket_context;
     if (!cc) return;
     if (cc->pending) req_free(s, cc->pending);
@@ -445,12 +531,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
  * as the start of a query.  Whatever this returns is *con_cls; the
  * completion callback, or else the connection's close, releases it. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
-    ap_server_t *s = cls;
+    worker_t *w = cls;
+    ap_server_t *s = w->s;
     ap_arena_t *a = ap_arena_new(8192);
     ap_req_t *r = ap_arena_calloc(a, sizeof *r);
     r->arena = a;
     r->app = s->app;
     r->conn = c;
+    r->worker = w;
+    r->upstream = w->up;
     r->raw_path = ap_arena_strndup(a, uri, strcspn(uri, "?"));
     r->start_ns = ap_mono_ns();
     r->match.index = -1;
@@ -474,7 +563,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!r) return MHD_NO; /* on_uri always runs first */
     if (!r->method) { /* headers complete: from here on the request is in flight */
         r->method = method;
-        atomic_fetch_add(&((ap_server_t *)cls)->inflight, 1);
+        atomic_fetch_add(&((worker_t *)cls)->s->inflight, 1);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -490,7 +579,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (as) {
             pthread_mutex_lock(&as->mu);
             as->dispatched = true;
-            as->srv = cls;
+            as->srv = ((worker_t *)cls)->s;
             if (!as->ready) { /* no thread waits: sleep until the answer wakes us */
                 as->suspended = true;
                 MHD_suspend_connection(c);
@@ -529,7 +618,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    ap_server_t *s = cls;
+    ap_server_t *s = ((worker_t *)cls)->s;
     ap_req_t *r = *con_cls;
     if (!r) return;
     conn_ctx_t *cc = conn_ctx(c);
@@ -548,6 +637,186 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_free(s, r);
 }
 
+/* ---- workers ------------------------------------------------------------ */
+
+static void mhd_ready(ap_loop_io_t *io, uint32_t events) {
+    (void)events;
+    worker_t *w = (worker_t *)((char *)io - offsetof(worker_t, mhd_io));
+    w->ready = true;
+}
+
+static int64_t mhd_prepare(ap_loop_hook_t *h) {
+    worker_t *w = (worker_t *)((char *)h - offsetof(worker_t, hook));
+    if (w->kick || atomic_load(&w->kick_remote)) return 0;
+    int64_t now = ap_loop_now_ms(), wait = -1;
+    MHD_UNSIGNED_LONG_LONG to;
+    if (MHD_get_timeout(w->d, &to) == MHD_YES) {
+        if (to > (MHD_UNSIGNED_LONG_LONG)INT32_MAX) to = INT32_MAX;
+        w->deadline = now + (int64_t)to;
+        wait = (int64_t)to;
+    } else {
+        w->deadline = -1;
+    }
+    if (w->listen_at) {
+        int64_t l = w->listen_at > now ? w->listen_at - now : 0;
+        if (wait < 0 || l < wait) wait = l;
+    }
+    return wait;
+}
+
+/* False when another worker holds fewer connections than w by more than
+ * ACCEPT_SLACK: its turn (decision 2).  Counts read without a lock: a
+ * stale one only moves a connection to the other worker. */
+static bool fair_turn(worker_t *w) {
+    ap_server_t *s = w->s;
+    int mine = atomic_load(&w->nconn);
+    for (int i = 0; i < s->nw; i++) {
+        worker_t *o = &s->w[i];
+        if (o != w && atomic_load(&o->nconn) + ACCEPT_SLACK < mine) return false;
+    }
+    return true;
+}
+
+static int total_conns(ap_server_t *s) {
+    int n = 0;
+    for (int i = 0; i < s->nw; i++) n += atomic_load(&s->w[i].nconn);
+    return n;
+}
+
+/* Stops watching the listening socket for ms (the check resumes it). */
+static void listen_pause(worker_t *w, int ms) {
+    ap_loop_mod(w->loop, &w->listen_io, 0);
+    w->listen_at = ap_loop_now_ms() + ms;
+}
+
+static void on_listen(ap_loop_io_t *io, uint32_t events) {
+    (void)events;
+    worker_t *w = (worker_t *)((char *)io - offsetof(worker_t, listen_io));
+    if (w->listen_at) return; /* paused in this iteration already */
+    if (total_conns(w->s) >= SERVER_CONNECTION_LIMIT) {
+        listen_pause(w, ACCEPT_BACKOFF_MS);
+        return;
+    }
+    bool after_pass = w->passed; /* the others had their turn: a whole batch */
+    if (!after_pass && !fair_turn(w)) {
+        w->passed = true;
+        listen_pause(w, ACCEPT_PAUSE_MS);
+        return;
+    }
+    w->passed = false;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        int fd = accept4(w->s->listen_fd, (struct sockaddr *)&sa, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                ap_log(AP_LOG_WARN, "cannot accept connections", "{s:s,s:i}", "error",
+                       strerror(errno), "retry_ms", ACCEPT_BACKOFF_MS);
+                listen_pause(w, ACCEPT_BACKOFF_MS);
+            }
+            break; /* EAGAIN: another worker took it */
+        }
+        /* closes fd itself when it cannot take it */
+        MHD_add_connection(w->d, fd, (const struct sockaddr *)&sa, len);
+        w->kick = true; /* its first bytes may be there: MHD_run in this iteration */
+        if (!after_pass && !fair_turn(w)) break;
+    }
+}
+
+/* Runs after the upstream's check (hooks run in the order they were
+ * added), so replies that resumed connections in this iteration are sent
+ * in it. */
+static void mhd_check(ap_loop_hook_t *h) {
+    worker_t *w = (worker_t *)((char *)h - offsetof(worker_t, hook));
+    bool run = w->ready || w->kick;
+    if (atomic_load(&w->kick_remote) && atomic_exchange(&w->kick_remote, false)) run = true;
+    if (w->listen_at || (!run && w->deadline >= 0)) {
+        int64_t now = ap_loop_now_ms();
+        if (w->listen_at && now >= w->listen_at) { /* the pause is over */
+            w->listen_at = 0;
+            if (w->listening) ap_loop_mod(w->loop, &w->listen_io, EPOLLIN);
+        }
+        if (!run && w->deadline >= 0 && now >= w->deadline) run = true;
+    }
+    if (!run) return;
+    w->ready = w->kick = false;
+    MHD_run(w->d);
+}
+
+/* The listening socket every worker's daemon watches; -1 with errno set
+ * on failure. */
+static int listen_on(const struct sockaddr_in *sa) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0 || listen(fd, 4096) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void worker_free(worker_t *w) {
+    if (w->d) MHD_stop_daemon(w->d);
+    ap_upstream_free(w->up);
+    ap_loop_free(w->loop);
+}
+
+static ap_rc worker_init(ap_server_t *s, worker_t *w, ap_err_t *err) {
+    w->s = s;
+    w->deadline = -1;
+    ap_rc rc = ap_loop_new(&w->loop, err);
+    if (rc) return rc;
+    /* the upstream's hook first: see mhd_check */
+    if ((rc = ap_upstream_new_on(w->loop, &w->up, err))) return rc;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_NO_LISTEN_SOCKET;
+    w->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, w,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            /* 16 KiB of per-connection pool (request line,
+                             * headers, read and write buffers) instead of
+                             * 32: libmicrohttpd zeroes the pool for every
+                             * request on a kept-alive connection, and an
+                             * open stream holds it (see bench/RESULTS.md) */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVER_CONNECTION_LIMIT,
+                            MHD_OPTION_END);
+    if (!w->d)
+        return ap_err_set(err, AP_ERR_UNAVAILABLE, "listen-failed", "cannot start the HTTP server",
+                          "check the process's descriptor limit", "libmicrohttpd refused to start");
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
+    w->mhd_io.fn = mhd_ready;
+    if (!di || ap_loop_add(w->loop, &w->mhd_io, di->epoll_fd, EPOLLIN))
+        return ap_err_set(err, AP_ERR_INTERNAL, NULL, "cannot start the HTTP server", NULL,
+                          "the daemon's epoll descriptor cannot be watched");
+    w->listen_io.fn = on_listen;
+    if (ap_loop_add(w->loop, &w->listen_io, s->listen_fd, EPOLLIN))
+        return ap_err_set(err, AP_ERR_INTERNAL, NULL, "cannot start the HTTP server", NULL,
+                          "the listening socket cannot be watched");
+    w->listening = true;
+    w->hook.prepare = mhd_prepare;
+    w->hook.check = mhd_check;
+    ap_loop_hook_add(w->loop, &w->hook);
+    return AP_OK;
+}
+
+/* Stops the workers' threads and frees the first n workers. */
+static void workers_free(ap_server_t *s, int n) {
+    for (int i = 0; i < n; i++)
+        if (s->w[i].loop) ap_loop_join(s->w[i].loop);
+    for (int i = 0; i < n; i++) worker_free(&s->w[i]);
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    ap_free(s->w);
+    ap_free(s);
+}
+
 ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_server_t **out,
                       ap_err_t *err) {
     struct sockaddr_in sa;
@@ -560,31 +829,28 @@ ap_rc ap_server_start(struct ap_app *app, const ap_server_opts_t *opts, ap_serve
                           opts->host);
     ap_server_t *s = ap_calloc(1, sizeof *s);
     s->app = app;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO;
-    s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 0 ? opts->threads : 2),
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                            /* 16 KiB of per-connection pool (request line,
-                             * headers, read and write buffers) instead of
-                             * 32: libmicrohttpd zeroes the pool for every
-                             * request on a kept-alive connection, and an
-                             * open stream holds it (see bench/RESULTS.md) */
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
-    if (!s->d) {
-        ap_free(s);
+    s->nw = opts->threads > 0 ? opts->threads : 2;
+    s->w = ap_calloc((size_t)s->nw, sizeof *s->w);
+    s->listen_fd = listen_on(&sa);
+    if (s->listen_fd < 0) {
+        int e = errno;
+        workers_free(s, 0);
         return ap_err_set(err, AP_ERR_UNAVAILABLE, "listen-failed", "cannot listen",
                           "pick another --listen address or free the port",
-                          "could not bind %s:%d", opts->host, opts->port);
+                          "could not bind %s:%d: %s", opts->host, opts->port, strerror(e));
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : opts->port;
+    struct sockaddr_in got;
+    socklen_t len = sizeof got;
+    getsockname(s->listen_fd, (struct sockaddr *)&got, &len);
+    s->port = ntohs(got.sin_port);
+    for (int i = 0; i < s->nw; i++) {
+        ap_rc rc = worker_init(s, &s->w[i], err);
+        if (!rc) rc = ap_loop_start_thread(s->w[i].loop, err);
+        if (rc) {
+            workers_free(s, i + 1);
+            return rc;
+        }
+    }
     *out = s;
     return AP_OK;
 }
@@ -593,9 +859,19 @@ int ap_server_port(ap_server_t *s) {
     return s->port;
 }
 
+static void quiesce_worker(void *arg) {
+    worker_t *w = arg;
+    if (w->listening) ap_loop_del(w->loop, &w->listen_io);
+    w->listening = false;
+    w->listen_at = 0;
+}
+
 void ap_server_quiesce(ap_server_t *s) {
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    for (int i = 0; i < s->nw; i++) ap_loop_call(s->w[i].loop, quiesce_worker, &s->w[i]);
+    /* no worker watches it any more: connections still in the backlog are
+     * refused, new ones find the port closed */
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    s->listen_fd = -1;
 }
 
 bool ap_server_drain(ap_server_t *s, int timeout_ms) {
@@ -608,8 +884,12 @@ bool ap_server_drain(ap_server_t *s, int timeout_ms) {
     return true;
 }
 
+void ap_server_end_calls(ap_server_t *s) {
+    for (int i = 0; i < s->nw; i++) ap_upstream_shutdown(s->w[i].up);
+}
+
 void ap_server_stop(ap_server_t *s) {
     if (!s) return;
-    MHD_stop_daemon(s->d);
-    ap_free(s);
+    ap_server_end_calls(s);
+    workers_free(s, s->nw);
 }

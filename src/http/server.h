@@ -1,6 +1,7 @@
 /*
- * server.h - the HTTP server (libmicrohttpd, epoll, thread pool) and the
- * request pipeline every route goes through.
+ * server.h - the HTTP server (libmicrohttpd on event-loop workers, each
+ * with its own upstream loop) and the request pipeline every route goes
+ * through.
  *
  * 1. Pipeline: request id → normalise path → route → body limit →
  *    authenticate → resolve tenant → tenant status → authorise →
@@ -10,7 +11,14 @@
  *    the response is queued on a later call, which keeps libmicrohttpd
  *    from closing the connection.
  * 3. Shutdown: quiesce (stop accepting), wait for in-flight requests up to
- *    a bound, then stop.
+ *    a bound, end the model calls still running on the workers (their
+ *    clients get an error answer), then stop.
+ * 4. Workers: `threads` of them, each a thread running one event loop
+ *    with its own libmicrohttpd daemon and its own upstream
+ *    (llm/upstream.h), which a request reaches as r->upstream: model
+ *    calls started there run on the worker's thread from start to answer.
+ *    The workers accept from one listening socket, each when it waits in
+ *    epoll, the one with fewer connections first (server.c, decision 2).
  */
 #ifndef AP_HTTP_SERVER_H
 #define AP_HTTP_SERVER_H
@@ -55,7 +63,7 @@ struct ap_app {
 typedef struct {
     const char *host; /* numeric IPv4 address */
     int port;         /* 0 picks a free port */
-    int threads;
+    int threads;      /* workers; 0: 2 */
 } ap_server_opts_t;
 
 typedef struct ap_server ap_server_t;
@@ -66,6 +74,9 @@ int ap_server_port(ap_server_t *s);
 void ap_server_quiesce(ap_server_t *s);
 /* Waits until no request is in flight or timeout_ms passes; true if drained. */
 bool ap_server_drain(ap_server_t *s, int timeout_ms);
+/* Model calls running on the workers' upstreams end with "shutting down"
+ * (ap_upstream_shutdown); returns when they have.  Later ones end so too. */
+void ap_server_end_calls(ap_server_t *s);
 void ap_server_stop(ap_server_t *s); /* accepts NULL */
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * call.c - the model-call driver (call.h): route, budget, attempts on the
- * I/O loop with retries, breaker and fallbacks, metering.
+ * call.c - the model-call driver (call.h): route, budget, attempts on an
+ * upstream loop with retries, breaker and fallbacks, metering.
  *
  * 1. A call is a small state machine living in the caller's arena:
  *    start_attempt → upstream job → upstream_done → (retry | next target |
@@ -208,7 +208,10 @@ static void attempt_failed(ap_llm_call_t *c, const ap_llm_error_t *lerr) {
     pthread_mutex_lock(&c->mu);
     bool cancelled = c->cancelled;
     pthread_mutex_unlock(&c->mu);
-    bool retryable = ap_llm_err_retryable(lerr->kind) && !cancelled;
+    /* a stopped upstream answers every attempt the same way: no retry, no
+     * fallback, and the model's circuit stays as it was */
+    bool shutdown = lerr->kind == AP_LLM_UPSTREAM && strcmp(lerr->message, AP_UPSTREAM_SHUTDOWN) == 0;
+    bool retryable = ap_llm_err_retryable(lerr->kind) && !cancelled && !shutdown;
     bool circuit_open = strcmp(lerr->message, "circuit open") == 0;
     if (retryable && !circuit_open && c->env.breaker)
         ap_breaker_report(c->env.breaker, info->catalog_id, false, now_ms());

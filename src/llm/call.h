@@ -15,8 +15,9 @@
  *   rc = ap_llm_call_sync(&env, &opts, &req, on_delta, ud, &resp, &lerr, &explain, &err);
  *
  * 1. ap_llm_call_start resolves the route and checks the tenant's budgets
- *    on the calling thread (database reads), then runs the attempts on the
- *    upstream I/O loop.  It fails (rc, err; no callback ever runs) only
+ *    on the calling thread (database reads), then runs the attempts on
+ *    env->upstream's loop (llm/upstream.h: the shared one, or for the
+ *    gateway the loop of the server worker that calls).  It fails (rc, err; no callback ever runs) only
  *    when the call cannot be routed: unknown model, provider without key,
  *    store unavailable.  Every other outcome arrives through on_done,
  *    exactly once:
@@ -29,10 +30,11 @@
  *    explain (arena memory) is the explanation: "served by <catalog id>
  *    (<why the router chose it>)[; failed <id>: <kind>…]", or the failed
  *    attempts alone.  The same text goes into the usage record.
- * 2. Threads: on_open, on_delta and on_done run on the I/O loop thread for
- *    provider calls, and inline on the caller's thread (before
- *    ap_llm_call_start returns) for the builtin model and a budget refusal.
- *    Callbacks must not block.  After on_done, call.c never touches the
+ * 2. Threads: on_open, on_delta and on_done run on the thread of
+ *    env->upstream's loop for provider calls (one thread for the whole
+ *    call, retries and fallbacks included), and inline on the caller's
+ *    thread (before ap_llm_call_start returns) for the builtin model and a
+ *    budget refusal.  Callbacks must not block.  After on_done, call.c never touches the
  *    call again: the caller may free opts.arena from inside on_done.
  * 3. Streams (req->stream): on_open(explain) runs once when the first byte
  *    of the serving target arrives — from then on the call is committed to
@@ -44,6 +46,8 @@
  *    ±50 % jitter, or after the provider's Retry-After when it is at most
  *    5 s; then the next target of the route.  A target whose circuit is
  *    open is skipped at once.  Both variables are read once per process.
+ *    A failure because the upstream shuts down (AP_UPSTREAM_SHUTDOWN) is
+ *    final: no retry, no fallback, no breaker report.
  * 5. Usage: one record per attempt (llm/usage.h), with tenant, key,
  *    agent, task and request ids from opts; failed attempts as "error".
  * 6. Memory: the call lives in opts.arena (which must outlive on_done);
@@ -107,7 +111,9 @@ typedef struct {
 typedef struct ap_llm_call ap_llm_call_t;
 
 /* Starts a call (decision 1).  *out (may be NULL) is set before any
- * callback can run.  Thread-safe; not on the I/O loop thread. */
+ * callback can run.  Thread-safe; may run on env->upstream's own loop
+ * thread (the gateway does: the attempt starts at once), but not inside
+ * one of its callbacks. */
 ap_rc ap_llm_call_start(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *opts,
                         const ap_llm_req_t *req, const ap_llm_call_cb_t *cb,
                         ap_llm_call_t **out, ap_err_t *err);
@@ -121,7 +127,8 @@ void ap_llm_call_cancel(ap_llm_call_t *c);
  * runs ap_llm_call_start and waits for on_done.  On AP_OK *lerr says how
  * the call ended (kind AP_LLM_OK: *resp is set); *explain may be NULL.
  * Deltas of a stream go to on_delta (may be NULL) on the loop thread.
- * Never call it on the I/O loop thread. */
+ * Never call it on the thread of env->upstream's loop (it would wait on
+ * itself): a server worker uses the shared upstream for it. */
 ap_rc ap_llm_call_sync(const ap_llm_call_env_t *env, const ap_llm_call_opts_t *opts,
                        const ap_llm_req_t *req, void (*on_delta)(void *ud, const ap_llm_delta_t *d),
                        void *ud, ap_llm_resp_t *resp, ap_llm_error_t *lerr, const char **explain,

@@ -3,7 +3,7 @@
  *
  * 1. The gateway records a row per call without waiting on the database:
  *    records go on a queue that one writer thread drains in batches, one
- *    transaction per tenant per batch.  Nothing slow runs on the I/O loop.
+ *    transaction per tenant per batch.  Nothing slow runs on an upstream loop.
  *    A batch waits up to AP_USAGE_LINGER_MS (default 5; 0: no wait) after
  *    its first record, or until 256 records, so that under load many calls
  *    share one commit; ap_usage_flush cuts the wait short.

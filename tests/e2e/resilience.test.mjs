@@ -3,6 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import OpenAI from 'openai';
 import { startServer, tenantWithKeys } from './lib/server.mjs';
 import { startFake } from './lib/fake.mjs';
@@ -121,4 +123,46 @@ test('streams aborted mid-flight cancel their upstream calls and leave the serve
   const { data } = await ask('openai/gpt-4o-mini');
   assert.match(data.choices[0].message.content, /resilience/);
   assert.equal((await fetch(`${srv.url}/readyz`)).status, 200);
+});
+
+// The gateway's calls run on the server workers' own upstream loops: a
+// shutdown that outlasts --shutdown-timeout ends them, and their clients get
+// an error answer naming it instead of a dropped connection; the server
+// exits cleanly (the sanitizer build fails the exit on a leak).
+test('SIGTERM with gateway calls in flight past the bound: each ends with "shutting down", clean exit', async () => {
+  const s = await startServer({
+    args: ['--shutdown-timeout', '1'],
+    env: {
+      AP_PROVIDER_OPENAI_BASE_URL: `${fake.url}/v1`,
+      AP_PROVIDER_OPENAI_API_KEY: 'sk-resilience-test',
+      AP_FORWARD_HEADERS: 'x-fake-',
+      AP_RETRY_BASE_MS: '20',
+    },
+  });
+  try {
+    const t = await tenantWithKeys(s, 'Shutdown');
+    const call = (stream) => fetch(`${s.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.keys.operator}`, 'content-type': 'application/json', 'x-fake-latency-ms': '20000' },
+      body: JSON.stringify({ model: 'openai/gpt-4o-mini', stream, messages: [{ role: 'user', content: 'slow' }] }),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const calls = [call(false), call(false), call(false), call(true), call(true)];
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    s.child.kill('SIGTERM');
+    const answers = await Promise.all(calls);
+    assert.ok(Date.now() - t0 < 6000, `answers after ${Date.now() - t0} ms`);
+    for (const a of answers) {
+      assert.ok(a.status >= 500, `${a.status} ${a.text}`);
+      assert.match(a.text, /shutting down/);
+    }
+    const { code, signal } = await s.exited;
+    assert.equal(signal, null);
+    assert.equal(code, 0, s.raw.join('').slice(-3000));
+    assert.equal(s.logs.find((l) => l.msg === 'stopped').drained, false);
+  } finally {
+    if (s.child.exitCode === null) { s.child.kill('SIGKILL'); await s.exited; }
+    if (s.db) execFileSync('psql', [process.env.AP_TEST_PG_ADMIN_URL, '-qAtc', `DROP DATABASE ${s.db}`]);
+    rmSync(s.dataDir, { recursive: true, force: true });
+  }
 });

@@ -9,7 +9,9 @@
  * server side ran on_gone after dropping its reference, the release would
  * free the arena under on_gone and ASan would report the use after free.
  * The test also holds on_gone to its contract: exactly once per client
- * that goes away mid-stream, never for a request answered in full.
+ * that goes away mid-stream, never for a request answered in full; and it
+ * checks that a worker blocked in a call to its own server is not handed
+ * that call's connection.
  */
 #include "testutil.h"
 
@@ -85,6 +87,28 @@ static void start_worker(ap_req_t *r, int mode) {
     pthread_detach(t);
 }
 
+static void h_plain(ap_req_t *r) {
+    ap_resp_raw(r, 200, "text/plain", ap_strdup("plain"), 5);
+}
+
+static int connect_to(int port);
+static void send_get(int fd, const char *path);
+static char *read_all(int fd);
+static int server_port(void);
+
+/* A handler that calls its own server synchronously, as the MCP client
+ * does when a tenant registers the platform's /mcp: its worker is blocked
+ * until another worker has answered. */
+static void h_self(ap_req_t *r) {
+    int fd = connect_to(server_port());
+    send_get(fd, "/plain");
+    char *s = read_all(fd);
+    close(fd);
+    bool ok = strstr(s, "200 OK") && strstr(s, "plain");
+    ap_free(s);
+    ap_resp_raw(r, 200, "text/plain", ap_strdup(ok ? "self ok" : "self failed"), ok ? 7 : 11);
+}
+
 static void h_endless(ap_req_t *r) { start_worker(r, 0); }
 static void h_short(ap_req_t *r) { start_worker(r, 1); }
 static void h_whole(ap_req_t *r) { start_worker(r, 2); }
@@ -93,6 +117,8 @@ static const ap_route_t routes[] = {
     {"GET", "/endless", h_endless, AP_PERM_NONE, AP_SCOPE_PUBLIC, "test.endless", 0},
     {"GET", "/short", h_short, AP_PERM_NONE, AP_SCOPE_PUBLIC, "test.short", 0},
     {"GET", "/whole", h_whole, AP_PERM_NONE, AP_SCOPE_PUBLIC, "test.whole", 0},
+    {"GET", "/plain", h_plain, AP_PERM_NONE, AP_SCOPE_PUBLIC, "test.plain", 0},
+    {"GET", "/self", h_self, AP_PERM_NONE, AP_SCOPE_PUBLIC, "test.self", 0},
     {NULL, NULL, NULL, 0, 0, NULL, 0},
 };
 
@@ -128,6 +154,10 @@ static char *read_all(int fd) {
 
 static ap_server_t *srv;
 static struct ap_app app;
+
+static int server_port(void) {
+    return ap_server_port(srv);
+}
 
 static void wait_released(void) {
     for (int i = 0; i < 500 && atomic_load(&released) < atomic_load(&started); i++) sleep_ms(10);
@@ -182,6 +212,22 @@ static void test_clients_gone_mid_stream(void **state) {
     wait_released();
 }
 
+/* Regression: with one SO_REUSEPORT socket per worker the kernel handed
+ * about half of these inner connections to the worker blocked in h_self,
+ * which never accepted them (the read timed out).  Accepting from one
+ * shared socket, only a worker waiting in epoll takes them. */
+static void test_a_worker_blocked_on_its_own_server_is_not_handed_the_call(void **state) {
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        int fd = connect_to(ap_server_port(srv));
+        send_get(fd, "/self");
+        char *s = read_all(fd);
+        close(fd);
+        assert_non_null(strstr(s, "self ok"));
+        ap_free(s);
+    }
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     ap_log_set_level(AP_LOG_WARN);
@@ -197,6 +243,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_and_short_answers_never_call_on_gone),
         cmocka_unit_test(test_clients_gone_mid_stream),
+        cmocka_unit_test(test_a_worker_blocked_on_its_own_server_is_not_handed_the_call),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ap_server_stop(srv);
