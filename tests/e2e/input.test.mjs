@@ -540,7 +540,10 @@ test('Idempotency-Key on key creation: the replay and the store never hold the p
       'SELECT response FROM idempotency_keys; SELECT k::text FROM api_keys k; SELECT a::text FROM audit_log a'], { encoding: 'utf8' });
     assert.match(stored, /key_redacted/, 'the idempotency record was read');
   } else if (srv.dataDir) {
-    stored = readdirSync(srv.dataDir).map((f) => readFileSync(join(srv.dataDir, f)).toString('latin1')).join('\n');
+    // every file under the data dir, subdirectories (index files) included
+    stored = readdirSync(srv.dataDir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => readFileSync(join(e.path ?? e.parentPath, e.name)).toString('latin1')).join('\n');
     assert.ok(stored.includes('key_redacted'), 'the idempotency record was read');
   }
   if (stored !== undefined) assert.ok(!stored.includes(secret), 'the plaintext key is stored');
