@@ -56,7 +56,7 @@ run_case "run 4" warn
   echo "Written by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%dT%H:%MZ)."
   echo
   echo "Machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)."
-  echo "Server: release build (\`-O2\`), SQLite (WAL) in a fresh data dir, $(nproc) HTTP threads."
+  echo "Server: release build (\`-O2\`), SQLite (WAL) in a fresh data dir, $(nproc) server workers (\`--threads\`)."
   echo "Load: wrk (Debian), 2 threads, $CONNS connections, ${DUR}s per case, on the same cores as the server."
   echo
   echo "- GET: \`wrk -t2 -c$CONNS -d${DUR}s --latency -H 'Authorization: Bearer <tenant_admin key>' <url>/api/v1/users/<id>\` — key lookup + tenant check + one tenant-scoped read."

@@ -19,12 +19,11 @@
  *    so the other takes the new connections; then it accepts a whole
  *    batch anyway, in case the other is busy or stuck.  Without that,
  *    whichever worker wakes first takes a burst of new connections and
- *    serves them alone.  (One
- *    SO_REUSEPORT socket per worker spreads connections evenly too, but
- *    the kernel hashes them to sockets whatever their worker is doing: a
- *    worker blocked in a synchronous call to the server itself — the MCP
- *    client discovering the platform's own /mcp — is handed the very
- *    connection it waits for.)
+ *    serves them alone.  (One SO_REUSEPORT socket per worker spreads
+ *    connections evenly too, but the kernel hashes them to sockets
+ *    whatever their worker is doing: a worker blocked in a synchronous
+ *    call to the server itself — the MCP client discovering the
+ *    platform's own /mcp — is handed the very connection it waits for.)
  * 3. Resuming a connection from another thread (event streams, MCP, the
  *    shared upstream) needs a wake-up: libmicrohttpd in external polling
  *    mode does not watch its own inter-thread channel, so each resume
@@ -47,14 +46,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
