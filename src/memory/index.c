@@ -148,6 +148,7 @@ static void part_reset(ap_mem_part_t *p) {
     ap_vec_release(p->vec);
     p->vec = NULL;
     p->has_graph = false;
+    p->gdeleted = 0;
     ap_free(p->meta);
     ap_free(p->labels);
     ap_free(p->novec);
@@ -422,6 +423,7 @@ static void part_remove(ap_mem_part_t *p, const char *id) {
     if (!found) return;
     int e = p->slots[s] - 1;
     vec_note(p, id, p->labels[e], NULL);
+    if (p->has_graph) p->gdeleted++;
     label_free(p, p->labels[e]);
     p->slots[s] = -1;
     int last = p->n - 1;
@@ -922,10 +924,7 @@ void ap_mem_index_set_max_candidates(ap_mem_index_t *ix, int n) {
 static bool wants_graph(const ap_mem_index_t *ix, const ap_mem_part_t *p) {
     if (!p->loaded || !p->vec || p->building || p->build_failed || p->n < ix->hnsw_min)
         return false;
-    if (!p->has_graph) return true;
-    ap_vec_stats_t st;
-    ap_vec_stats(p->vec, &st);
-    return st.deleted * 4 > st.live;
+    return !p->has_graph || p->gdeleted * 4 > (uint64_t)p->n;
 }
 
 bool ap_mem_index_wants_build(ap_mem_index_t *ix, const char *key) {
@@ -984,6 +983,8 @@ static bool build_one(ap_mem_index_t *ix, int *installed) {
         ap_vec_release(p->vec);
         p->vec = g;
         g = NULL;
+        p->gdeleted = 0;
+        for (pending_t *x = p->log; x; x = x->next) p->gdeleted += !x->vec;
         if (!p->has_graph) { /* a new graph is calibrated; a compacted one keeps its beam */
             p->has_graph = true;
             p->ef = 0;

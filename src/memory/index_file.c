@@ -361,6 +361,7 @@ ap_rc ap_mem_part_load_fp(ap_mem_part_t *p, FILE *f, ap_err_t *err) {
             ap_vec_stats_t st;
             ap_vec_stats(p->vec, &st);
             p->has_graph = st.linked > 0;
+            p->gdeleted = st.deleted; /* waypoints saved with the graph */
             if (p->has_graph) {
                 p->cal = h.cal == CAL_NONE ? CAL_LEARN : (int)h.cal;
                 p->ef = (int)h.ef;

@@ -43,6 +43,7 @@ struct ap_mem_part {
     int dim;
     ap_vec_t *vec; /* the vectors; with a graph once built (NULL while empty) */
     bool has_graph;
+    uint64_t gdeleted; /* removals since the graph was built (deleted waypoints) */
     /* entries */
     int n, cap;
     ap_mem_meta_t *meta;

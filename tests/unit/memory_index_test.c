@@ -489,6 +489,43 @@ static void test_calibration(void **state) {
     free_set();
 }
 
+/* Forgotten memories stay in the graph as deleted waypoints (with their
+ * vectors) until the graph is rebuilt: once they outnumber a quarter of
+ * the live entries the background build compacts it, keeping the beam the
+ * calibration chose. */
+static void test_graph_compaction(void **state) {
+    (void)state;
+    const int n = 2000, d = 16;
+    make_set(n, d, 10, 21);
+    ap_mem_index_t *ix = graph_index("g", 64);
+    for (int i = 0; i < 350; i++) ap_mem_index_remove(ix, "g", set.m[i].id, 0);
+    assert_false(ap_mem_index_wants_build(ix, "g")); /* 350 of 1650: not yet */
+    for (int i = 350; i < 500; i++) ap_mem_index_remove(ix, "g", set.m[i].id, 0);
+    assert_true(ap_mem_index_wants_build(ix, "g"));
+    assert_int_equal(ap_mem_index_build(ix), 1);
+    assert_false(ap_mem_index_wants_build(ix, "g"));
+    ap_mem_part_info_t pi;
+    assert_true(ap_mem_index_info(ix, "g", &pi));
+    assert_true(pi.graph_used && pi.ef == 64);
+    assert_int_equal(pi.n, 1500);
+    /* the rebuilt graph answers like the scan and never returns a removed one */
+    float *qs = make_vecs(10, d, 10, 22);
+    for (int q = 0; q < 10; q++) {
+        ap_mem_hit_t a[10], b[10];
+        ap_mem_query_t ex = plain;
+        ex.flags = AP_MEM_SEARCH_EXACT;
+        int na = ap_mem_index_search(ix, "g", qs + (size_t)q * d, d, 10, &ex, a, NULL);
+        int nb = ap_mem_index_search(ix, "g", qs + (size_t)q * d, d, 10, &plain, b, NULL);
+        assert_int_equal(na, nb);
+        assert_true(overlap(a, na, b, nb) >= 9);
+        for (int h = 0; h < nb; h++)
+            for (int i = 0; i < 500; i++) assert_string_not_equal(b[h].id, set.m[i].id);
+    }
+    free(qs);
+    ap_mem_index_free(ix);
+    free_set();
+}
+
 /* ---------- change sequences ---------- */
 
 static ap_mem_meta_t one(const char *id, int64_t seq, float imp) {
@@ -703,6 +740,7 @@ int main(void) {
         cmocka_unit_test(test_bounded_blend_lifts_important),
         cmocka_unit_test(test_index_graph_with_repeats),
         cmocka_unit_test(test_calibration),
+        cmocka_unit_test(test_graph_compaction),
         cmocka_unit_test(test_seq_rules),
         cmocka_unit_test(test_file_round_trip_and_refusals),
     };
