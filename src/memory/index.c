@@ -52,14 +52,8 @@
 #include "memory/index_internal.h"
 
 #include <math.h>
-#include <time.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 
@@ -69,16 +63,14 @@ const int ap_mem_cal_efs[CAL_NEFS] = {32, 64, 128, 256, 512, 1024, 2048};
 #define CAL_MONITOR 128
 #define GRAPH_EXACT_BELOW 1000 /* a graph index's own exact threshold */
 
-static int32_t dot_i8(const int8_t *a, const int8_t *b, int dim);
-#if defined(__x86_64__) && defined(__GNUC__)
-static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b, int dim);
-#endif
+#define SCAN_BLOCK 256 /* entries scored by one call of the int8 kernel */
 
 struct ap_mem_index {
     pthread_rwlock_t lock; /* the map of partitions */
     int hnsw_min;          /* live entries from which a partition gets a graph */
     int max_candidates;
-    int32_t (*dot_i8)(const int8_t *a, const int8_t *b, int dim); /* best for this CPU */
+    ap_mem_dots_fn dots;   /* the int8 kernel (dots.c): the best for this CPU */
+    ap_mem_prior_fn prior; /* NULL: none */
     ap_mem_part_t **buckets;
     size_t nbuckets;
 };
@@ -100,14 +92,22 @@ ap_mem_index_t *ap_mem_index_new(void) {
     pthread_rwlock_init(&ix->lock, NULL);
     ix->nbuckets = 1024;
     ix->buckets = ap_calloc(ix->nbuckets, sizeof *ix->buckets);
-    ix->dot_i8 = dot_i8;
+    ix->dots = ap_mem_dots_best(NULL);
     ix->hnsw_min = AP_MEM_HNSW_MIN;
     ix->max_candidates = AP_MEM_MAX_CANDIDATES;
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) ix->dot_i8 = dot_i8_avx2;
-#endif
     return ix;
+}
+
+bool ap_mem_index_use_kernel(ap_mem_index_t *ix, const char *name) {
+    const char *names[8];
+    ap_mem_dots_fn fns[8];
+    int n = ap_mem_dots_kernels(names, fns, 8);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) {
+            ix->dots = fns[i];
+            return true;
+        }
+    return false;
 }
 
 /* ---------- partitions ---------- */
@@ -154,6 +154,7 @@ static void part_reset(ap_mem_part_t *p) {
     ap_free(p->novec);
     ap_free(p->codes);
     ap_free(p->scales);
+    ap_free(p->priors);
     ap_free(p->slots);
     ap_free(p->lab2e);
     ap_free(p->labfree);
@@ -162,6 +163,7 @@ static void part_reset(ap_mem_part_t *p) {
     p->novec = NULL;
     p->codes = NULL;
     p->scales = NULL;
+    p->priors = NULL;
     p->slots = NULL;
     p->lab2e = NULL;
     p->labfree = NULL;
@@ -225,6 +227,7 @@ static ap_mem_part_t *find_or_create(ap_mem_index_t *ix, const char *key) {
     if (!p) {
         p = ap_calloc(1, sizeof *p);
         p->key = ap_strdup(key);
+        p->prior = ix->prior;
         pthread_rwlockattr_t ra;
         pthread_rwlockattr_init(&ra);
 #ifdef __GLIBC__
@@ -296,6 +299,15 @@ static void bounds_note(ap_mem_part_t *p, const ap_mem_meta_t *m) {
     if (m->access_count > p->bounds.max_access_count) p->bounds.max_access_count = m->access_count;
 }
 
+/* After entry e's metadata changed (write lock held): the partition's
+ * maxima and the entry's prior.  The float is rounded up a little so it
+ * stays an upper bound of the double. */
+static void meta_noted(ap_mem_part_t *p, int e) {
+    const ap_mem_meta_t *m = &p->meta[e];
+    bounds_note(p, m);
+    p->priors[e] = p->prior ? (float)p->prior(m) + 1e-6f : INFINITY;
+}
+
 static void bounds_recompute(ap_mem_part_t *p) {
     p->bounds = (ap_mem_bounds_t){0};
     for (int e = 0; e < p->n; e++) bounds_note(p, &p->meta[e]);
@@ -353,6 +365,7 @@ static int entry_append(ap_mem_part_t *p, const ap_mem_meta_t *m, uint32_t label
         p->novec = ap_realloc(p->novec, (size_t)p->cap);
         p->codes = ap_realloc(p->codes, (size_t)p->cap * (size_t)p->dim);
         p->scales = ap_realloc(p->scales, (size_t)p->cap * sizeof *p->scales);
+        p->priors = ap_realloc(p->priors, (size_t)p->cap * sizeof *p->priors);
     }
     int e = p->n++;
     p->meta[e] = *m;
@@ -367,7 +380,7 @@ static int entry_append(ap_mem_part_t *p, const ap_mem_meta_t *m, uint32_t label
         if (p->slots[s] == 0) p->used++;
         p->slots[s] = e + 1;
     }
-    bounds_note(p, m);
+    meta_noted(p, e);
     return e;
 }
 
@@ -404,7 +417,7 @@ static bool part_put(ap_mem_part_t *p, const ap_mem_meta_t *m, const float *vec,
          * embedder is another partition): the metadata only */
         if (m->seq && p->meta[e].seq > m->seq) return false; /* older than what is here */
         p->meta[e] = *m;
-        bounds_note(p, m);
+        meta_noted(p, e);
         p->changes++;
         return true;
     }
@@ -434,6 +447,7 @@ static void part_remove(ap_mem_part_t *p, const char *id) {
         p->lab2e[p->labels[e]] = e;
         memcpy(p->codes + (size_t)e * p->dim, p->codes + (size_t)last * p->dim, (size_t)p->dim);
         p->scales[e] = p->scales[last];
+        p->priors[e] = p->priors[last];
         int ls = slot_of(p, p->meta[e].id, &found);
         p->slots[ls] = e + 1;
     }
@@ -449,7 +463,7 @@ bool ap_mem_part_update(ap_mem_part_t *p, const ap_mem_meta_t *m) {
     int e = entry_of(p, m->id);
     if (e < 0 || (m->seq && p->meta[e].seq > m->seq)) return false;
     p->meta[e] = *m;
-    bounds_note(p, m);
+    meta_noted(p, e);
     p->changes++;
     return true;
 }
@@ -583,7 +597,7 @@ void ap_mem_index_accessed(ap_mem_index_t *ix, const char *key, const char (*ids
             m->access_count += counts[i];
             if (last_ms > m->last_access_ms) m->last_access_ms = last_ms;
             m->seq = seq;
-            bounds_note(p, m);
+            meta_noted(p, e);
         }
         p->seq = seq;
         p->changes++;
@@ -597,61 +611,6 @@ void ap_mem_index_drop(ap_mem_index_t *ix, const char *key) {
     p->loaded = false;
     pthread_rwlock_unlock(&p->lock);
 }
-
-/* ---------- kernels ---------- */
-
-#ifdef __SSE2__
-/* SSE2 (every x86-64): sign-extend 16 bytes to two halves of int16 and
- * multiply-add pairs into int32 (pmaddwd); |sum| <= dim × 127² fits. */
-static int32_t dot_i8(const int8_t *a, const int8_t *b, int dim) {
-    const __m128i zero = _mm_setzero_si128();
-    __m128i acc = zero;
-    int d = 0;
-    for (; d + 16 <= dim; d += 16) {
-        __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(a + d));
-        __m128i vb = _mm_loadu_si128((const __m128i *)(const void *)(b + d));
-        __m128i sa = _mm_cmpgt_epi8(zero, va), sb = _mm_cmpgt_epi8(zero, vb);
-        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_unpacklo_epi8(va, sa), _mm_unpacklo_epi8(vb, sb)));
-        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_unpackhi_epi8(va, sa), _mm_unpackhi_epi8(vb, sb)));
-    }
-    int32_t t[4];
-    _mm_storeu_si128((__m128i *)(void *)t, acc);
-    int32_t s = t[0] + t[1] + t[2] + t[3];
-    for (; d < dim; d++) s += (int16_t)a[d] * (int16_t)b[d];
-    return s;
-}
-#else
-static int32_t dot_i8(const int8_t *a, const int8_t *b, int dim) {
-    int32_t s = 0;
-    for (int d = 0; d < dim; d++) s += (int16_t)a[d] * (int16_t)b[d];
-    return s;
-}
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/* AVX2 where the CPU has it (chosen at run time): one vpmovsxbw per 16
- * bytes and 256-bit multiply-adds, two accumulators. */
-__attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b,
-                                                           int dim) {
-    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-    int d = 0;
-    for (; d + 32 <= dim; d += 32) {
-        __m256i a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + d)));
-        __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(b + d)));
-        __m256i a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + d + 16)));
-        __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(b + d + 16)));
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(a0, b0));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(a1, b1));
-    }
-    acc0 = _mm256_add_epi32(acc0, acc1);
-    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc0), _mm256_extracti128_si256(acc0, 1));
-    int32_t t[4];
-    _mm_storeu_si128((__m128i *)(void *)t, s4);
-    int32_t s = t[0] + t[1] + t[2] + t[3];
-    for (; d < dim; d++) s += (int16_t)a[d] * (int16_t)b[d];
-    return s;
-}
-#endif
 
 /* ---------- search ---------- */
 
@@ -698,13 +657,20 @@ static int search_scan(ap_mem_index_t *ix, ap_mem_part_t *p, const float *query,
     float qs = quantize(query, dim, qc);
     double w = q->w_sim, bound = bound_of(p, q);
     float floor_sim = q->min_similarity - 0.02f; /* the int8 error is about 0.005 */
-    for (int e = 0; e < p->n; e++) {
-        const ap_mem_meta_t *m = &p->meta[e];
-        float approx = (float)ix->dot_i8(p->codes + (size_t)e * dim, qc, dim) * p->scales[e] * qs;
-        if (approx < floor_sim) continue;
-        if (nc == r && w * (approx > 0 ? approx : 0) + bound <= c[nc - 1].score) continue;
-        if (q->filter && !q->filter(m, q->ud)) continue;
-        keep(c, &nc, r, (cand_t){e, approx, score_of(q, m, approx)});
+    int32_t dots[SCAN_BLOCK];
+    for (int e0 = 0; e0 < p->n; e0 += SCAN_BLOCK) {
+        int nb = p->n - e0 < SCAN_BLOCK ? p->n - e0 : SCAN_BLOCK;
+        ix->dots(p->codes + (size_t)e0 * dim, nb, qc, dim, dots);
+        for (int i = 0; i < nb; i++) {
+            int e = e0 + i;
+            float approx = (float)dots[i] * p->scales[e] * qs;
+            if (approx < floor_sim) continue;
+            double be = q->use_prior && p->priors[e] < bound ? p->priors[e] : bound;
+            if (nc == r && w * (approx > 0 ? approx : 0) + be <= c[nc - 1].score) continue;
+            const ap_mem_meta_t *m = &p->meta[e];
+            if (q->filter && !q->filter(m, q->ud)) continue;
+            keep(c, &nc, r, (cand_t){e, approx, score_of(q, m, approx)});
+        }
     }
     /* second stage: the float vectors */
     cand_t *best = ap_malloc(sizeof *best * (size_t)k);
@@ -910,6 +876,10 @@ void ap_mem_index_set_hnsw_min(ap_mem_index_t *ix, int n) {
     pthread_rwlock_wrlock(&ix->lock);
     ix->hnsw_min = n > 0 ? n : AP_MEM_HNSW_MIN;
     pthread_rwlock_unlock(&ix->lock);
+}
+
+void ap_mem_index_set_prior(ap_mem_index_t *ix, ap_mem_prior_fn prior) {
+    ix->prior = prior;
 }
 
 void ap_mem_index_set_max_candidates(ap_mem_index_t *ix, int n) {

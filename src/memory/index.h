@@ -78,6 +78,13 @@ typedef double (*ap_mem_bound_fn)(const ap_mem_bounds_t *b, void *ud);
 
 enum { AP_MEM_SEARCH_EXACT = 1 << 0 /* the scan, even where a graph is used */ };
 
+/* An upper bound of score - w_sim · max(similarity, 0) for one entry, for
+ * every query issued from now on (or up to a documented margin before
+ * now): computed when the entry's metadata changes and kept with it, so
+ * the scan can pass over entries that cannot reach the k-th best without
+ * reading their metadata (ap_mem_index_set_prior). */
+typedef double (*ap_mem_prior_fn)(const ap_mem_meta_t *m);
+
 typedef struct {
     ap_mem_filter_fn filter; /* NULL: every entry */
     ap_mem_score_fn score;   /* NULL: the similarity */
@@ -86,6 +93,7 @@ typedef struct {
     ap_mem_bound_fn bound;   /* NULL: score is the similarity (bound 0) */
     float min_similarity;    /* entries below it are never results */
     unsigned flags;          /* AP_MEM_SEARCH_EXACT */
+    bool use_prior;          /* score is what the index's prior bounds */
 } ap_mem_query_t;
 
 enum { AP_MEM_PATH_NONE, AP_MEM_PATH_SCAN, AP_MEM_PATH_GRAPH, AP_MEM_PATH_GRAPH_CAPPED };
@@ -181,6 +189,9 @@ bool ap_mem_index_wants_build(ap_mem_index_t *ix, const char *key);
 /* Another threshold (n <= 0: the default; INT_MAX: never). */
 void ap_mem_index_set_hnsw_min(ap_mem_index_t *ix, int n);
 void ap_mem_index_set_max_candidates(ap_mem_index_t *ix, int n);
+/* The per-entry bound of queries with use_prior; set before the first
+ * partition is created. */
+void ap_mem_index_set_prior(ap_mem_index_t *ix, ap_mem_prior_fn prior);
 /* Benchmarks and tests: use the graph at this beam from now on, without
  * calibrating (0: calibrate again).  No effect without a graph. */
 void ap_mem_index_force_graph(ap_mem_index_t *ix, const char *key, int ef);

@@ -51,6 +51,8 @@ struct ap_mem_part {
     uint8_t *novec; /* 1: the vec index refused the vector (a zero vector) */
     int8_t *codes;  /* n × dim */
     float *scales;
+    float *priors;  /* the prior of each entry (+inf without one) */
+    ap_mem_prior_fn prior;
     int *slots; /* id map: slot+1, 0 empty, -1 tombstone */
     int nslots, used;
     int *lab2e; /* label → entry, -1 free */
@@ -74,6 +76,19 @@ struct ap_mem_part {
     uint64_t changes, saved; /* changes counted; at the last save or load */
     bool from_file;
 };
+
+/* dots.c: out[i] = the dot product of entry i's int8 code (codes + i·dim)
+ * with the query code q, for n entries.  Every kernel gives the same
+ * integers. */
+typedef void (*ap_mem_dots_fn)(const int8_t *codes, int n, const int8_t *q, int dim,
+                               int32_t *out);
+/* The kernels this CPU runs, slowest first (at most max; returns how many). */
+int ap_mem_dots_kernels(const char **names, ap_mem_dots_fn *fns, int max);
+/* The fastest of them (its name in *name when name is not NULL). */
+ap_mem_dots_fn ap_mem_dots_best(const char **name);
+/* Makes the index's scans use the kernel of this name (tests and
+ * benchmarks); false when this CPU has no such kernel. */
+bool ap_mem_index_use_kernel(ap_mem_index_t *ix, const char *name);
 
 /* index.c, for index_file.c: an empty partition's vec index of dim. */
 ap_vec_t *ap_mem_part_new_vec(int dim);

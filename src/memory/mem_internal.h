@@ -83,6 +83,8 @@ bool mem_vec_unb64(const char *s, float *out, int dim);
 ap_mem_meta_t mem_meta_of(const ap_rows_t *r, int i);
 /* The search of a recall with these filters. */
 ap_mem_query_t mem_query(mem_filter_t *f);
+/* The index's prior for mem_query's score (ap_mem_index_set_prior). */
+double mem_prior(const ap_mem_meta_t *mt);
 
 /* sync.c */
 /* Loads the agent's partition if needed (from its file, else the

@@ -468,10 +468,19 @@ static double bound_fn(const ap_mem_bounds_t *b, void *ud) {
            AP_MEM_W_ACCESS * access_part(b->max_access_count);
 }
 
+/* One entry's score - 0.60 · similarity, for every recall that starts no
+ * more than a minute before this is computed (recency only falls with
+ * time; the index computes it when the entry's metadata changes). */
+double mem_prior(const ap_mem_meta_t *mt) {
+    return AP_MEM_W_IMPORTANCE * mt->importance +
+           AP_MEM_W_RECENCY * recency(mt->created_ms, ap_now_ms() - 60000) +
+           AP_MEM_W_ACCESS * access_part(mt->access_count);
+}
+
 ap_mem_query_t mem_query(mem_filter_t *f) {
     return (ap_mem_query_t){.filter = filt, .score = score_fn, .ud = f,
                             .w_sim = AP_MEM_W_SIMILARITY, .bound = bound_fn,
-                            .min_similarity = (float)f->min_similarity};
+                            .min_similarity = (float)f->min_similarity, .use_prior = true};
 }
 
 static json_t *ranking_json(void) {

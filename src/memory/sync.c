@@ -112,6 +112,7 @@ ap_rc ap_mem_new(const ap_mem_opts_t *o, ap_mem_t **out, ap_err_t *err) {
     m->cache = o->cache;
     m->hot = o->hot ? o->hot : ap_mem_hot_local_new(0, 0, NULL);
     m->ix = ap_mem_index_new();
+    ap_mem_index_set_prior(m->ix, mem_prior);
     int hmin = o->hnsw_min < 0 ? INT_MAX : o->hnsw_min > 0 ? o->hnsw_min : AP_MEM_HNSW_MIN;
     ap_mem_index_set_hnsw_min(m->ix, hmin);
     ap_mem_index_set_max_candidates(m->ix, o->max_candidates);

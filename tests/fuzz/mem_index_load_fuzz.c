@@ -2,7 +2,7 @@
  * mem_index_load_fuzz.c - libFuzzer target for loading a memory index
  * partition file (src/memory/index_file.c, docs/vector-index.md).
  *
- * FUZZ_SOURCES: src/memory/index.c src/memory/index_file.c src/vec/vec.c src/vec/vec_file.c src/core/err.c src/core/alloc.c
+ * FUZZ_SOURCES: src/memory/index.c src/memory/dots.c src/memory/index_file.c src/vec/vec.c src/vec/vec_file.c src/core/err.c src/core/alloc.c
  *
  * 1. The first input byte picks a mode; the rest is the file.  In mode odd
  *    the target first repairs the checksums it can find (the header's, the

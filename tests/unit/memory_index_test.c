@@ -23,6 +23,7 @@
 
 #include "llm/embed.h"
 #include "memory/index.h"
+#include "memory/index_internal.h"
 
 /* ---------- data ---------- */
 
@@ -259,6 +260,137 @@ static void test_index_quantised_scan_is_exact(void **state) {
     }
     ap_mem_index_free(ix);
     free_set();
+}
+
+/* Every int8 kernel this CPU runs gives the scalar kernel's integers, at
+ * every length (the vector loops and their tails) and at the extremes. */
+static void test_dot_kernels_agree(void **state) {
+    (void)state;
+    const char *names[8];
+    ap_mem_dots_fn fns[8];
+    int nk = ap_mem_dots_kernels(names, fns, 8);
+    assert_true(nk >= 1);
+    assert_string_equal(names[0], "scalar");
+    print_message("      kernels:");
+    for (int k = 0; k < nk; k++) print_message(" %s", names[k]);
+    print_message("\n");
+    static const int dims[] = {1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 384, 385};
+    lcg = 31337;
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        int d = dims[di], n = 37;
+        int8_t *codes = malloc((size_t)n * (size_t)d), *q = malloc((size_t)d);
+        for (int i = 0; i < n * d; i++) codes[i] = (int8_t)((int)(unif() * 256) - 128);
+        for (int i = 0; i < d; i++) q[i] = (int8_t)((int)(unif() * 256) - 128);
+        memset(codes, 127, (size_t)d); /* the largest sums, both signs */
+        memset(codes + d, -128, (size_t)d);
+        int32_t want[37], got[37];
+        fns[0](codes, n, q, d, want);
+        for (int i = 0; i < n; i++) {
+            int32_t s = 0;
+            for (int j = 0; j < d; j++) s += codes[(size_t)i * d + j] * q[j];
+            assert_int_equal(want[i], s);
+        }
+        for (int k = 1; k < nk; k++) {
+            fns[k](codes, n, q, d, got);
+            assert_memory_equal(got, want, sizeof want);
+        }
+        free(codes);
+        free(q);
+    }
+}
+
+/* The scan passes over an entry when even its own prior (an upper bound of
+ * its non-similarity terms) cannot lift it to the k-th best: the results
+ * stay those of the partition's bound, with filters, and the prior follows
+ * every change of the entry's metadata. */
+static double tprior(const ap_mem_meta_t *m) {
+    return 0.2 * m->importance + 0.15 * rec(m->created_ms) + 0.05 * acc(m->access_count);
+}
+
+static ap_rc load_line(void *ud, ap_mem_part_t *p, ap_err_t *err) {
+    (void)ud, (void)err;
+    for (int i = 0; i < 100; i++) {
+        ap_mem_meta_t m = {.created_ms = NOW - 20 * DAY, .seq = 1};
+        snprintf(m.id, sizeof m.id, "line%d", i);
+        double c = 1 - 0.001 * i;
+        float v[4] = {(float)c, (float)sqrt(1 - c * c), 0, 0};
+        assert_true(ap_mem_part_add(p, &m, v, 4));
+    }
+    ap_mem_part_set_seq(p, 5);
+    return AP_OK;
+}
+
+static void test_scan_prior(void **state) {
+    (void)state;
+    const int n = 4000, d = 64;
+    make_set(n, d, 20, 777);
+    ap_mem_index_t *ix = ap_mem_index_new();
+    ap_mem_index_set_prior(ix, tprior);
+    ap_err_t err = {0};
+    assert_int_equal(ap_mem_index_ensure(ix, "p", load_set, NULL, &err), AP_OK);
+    float *qs = make_vecs(30, d, 20, 778);
+    tf_t filters[] = {{0}, {.min_importance = 0.5f}, {.no_shared = true}};
+    for (size_t fi = 0; fi < sizeof filters / sizeof *filters; fi++) {
+        ap_mem_query_t bq = blend_query(&filters[fi]), pq = bq;
+        pq.use_prior = true;
+        for (int i = 0; i < 30; i++) {
+            const float *qv = qs + (size_t)i * d;
+            ap_mem_hit_t a[10], b[10];
+            int na = ap_mem_index_search(ix, "p", qv, d, 10, &bq, a, NULL);
+            int nb = ap_mem_index_search(ix, "p", qv, d, 10, &pq, b, NULL);
+            assert_int_equal(na, 10);
+            assert_int_equal(nb, na);
+            /* the blend's own top 10, from the float vectors */
+            double best[10];
+            int nbest = 0;
+            for (int e = 0; e < n; e++) {
+                if (!tfilt(&set.m[e], &filters[fi])) continue;
+                double dot = 0;
+                for (int j = 0; j < d; j++) dot += (double)set.v[(size_t)e * d + j] * qv[j];
+                double sc = tscore(&set.m[e], (float)dot, NULL);
+                if (nbest == 10 && sc <= best[9]) continue;
+                int j = nbest < 10 ? nbest++ : 9;
+                while (j > 0 && best[j - 1] < sc) {
+                    best[j] = best[j - 1];
+                    j--;
+                }
+                best[j] = sc;
+            }
+            for (int h = 0; h < nb; h++) {
+                assert_string_equal(a[h].id, b[h].id);
+                assert_true(fabs(b[h].score - best[h]) < 1e-5);
+            }
+        }
+    }
+    free(qs);
+    ap_mem_index_free(ix);
+    free_set();
+
+    /* 100 entries along one arc: similarity 1, 0.999, ..., equal otherwise.
+     * Entry 60 (similarity 0.94) is past the 36 candidates a top 1 keeps;
+     * 100 accesses lift it by 0.05, above entry 0 (0.6 × 0.06 = 0.036). */
+    ix = ap_mem_index_new();
+    ap_mem_index_set_prior(ix, tprior);
+    assert_int_equal(ap_mem_index_ensure(ix, "line", load_line, NULL, &err), AP_OK);
+    tf_t none = {0};
+    ap_mem_query_t pq = blend_query(&none);
+    pq.use_prior = true;
+    float q[4] = {1, 0, 0, 0};
+    ap_mem_hit_t h[1];
+    assert_int_equal(ap_mem_index_search(ix, "line", q, 4, 1, &pq, h, NULL), 1);
+    assert_string_equal(h[0].id, "line0");
+    char ids[1][AP_UUID_LEN] = {"line60"};
+    int64_t counts[1] = {100};
+    ap_mem_index_accessed(ix, "line", (const char(*)[AP_UUID_LEN])ids, counts, NOW, 1, 6);
+    assert_int_equal(ap_mem_index_search(ix, "line", q, 4, 1, &pq, h, NULL), 1);
+    assert_string_equal(h[0].id, "line60");
+    /* a put that raises entry 70's importance: its prior follows */
+    ap_mem_meta_t m = {.id = "line70", .importance = 1, .created_ms = NOW - 20 * DAY, .seq = 7};
+    float v70[4] = {0.93f, (float)sqrt(1 - 0.93 * 0.93), 0, 0};
+    ap_mem_index_put(ix, "line", &m, v70, 4, 7);
+    assert_int_equal(ap_mem_index_search(ix, "line", q, 4, 1, &pq, h, NULL), 1);
+    assert_string_equal(h[0].id, "line70");
+    ap_mem_index_free(ix);
 }
 
 /* ---------- the graph path ---------- */
@@ -736,6 +868,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_exact_search),
         cmocka_unit_test(test_index_quantised_scan_is_exact),
+        cmocka_unit_test(test_dot_kernels_agree),
+        cmocka_unit_test(test_scan_prior),
         cmocka_unit_test(test_bounded_blend_vs_exact),
         cmocka_unit_test(test_bounded_blend_lifts_important),
         cmocka_unit_test(test_index_graph_with_repeats),
