@@ -73,7 +73,7 @@ agentprov: $(REL_OBJ) src/main.c
 build/asan/agentprov: $(TEST_OBJ) src/main.c
 	$(CC) $(TEST_CFLAGS) src/main.c $(TEST_OBJ) -o $@ $(LDLIBS)
 
-build/asan/tests/%: tests/unit/%.c tests/unit/testutil.h $(TEST_OBJ)
+build/asan/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(TEST_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests/unit $< $(TEST_OBJ) -o $@ $(LDLIBS) -lcmocka
 

@@ -252,44 +252,10 @@ static json_t *spec_with_defaults(json_t *in) {
     return s;
 }
 
-static ap_rc name_free(ap_tx_t *tx, const char *tenant_id, const char *name, const char *id,
-                       ap_err_t *err) {
-    ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(name), AP_VTEXT(id ? id : "")};
-    ap_rc rc = ap_tx_query(tx,
-                           "SELECT COUNT(*) AS n FROM agents WHERE tenant_id = ? AND name = ?"
-                           " AND id <> ?",
-                           p, 3, &rows, err);
-    if (rc) return rc;
-    if (ap_rows_int(&rows, 0, "n", 0))
-        return ap_err_set(err, AP_ERR_CONFLICT, "conflict", "name taken",
-                          "choose another name, or update the existing agent",
-                          "an agent named \"%.200s\" exists in this tenant", name);
-    return AP_OK;
-}
-
-static ap_rc check_limit(ap_tx_t *tx, const char *tenant_id, ap_err_t *err) {
-    char key[80];
-    snprintf(key, sizeof key, "agents:%s", tenant_id);
-    ap_rc rc = ap_tx_lock(tx, key, err);
-    if (rc) return rc;
-    ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(tenant_id)};
-    rc = ap_tx_query(tx,
-                     "SELECT (SELECT max_agents FROM tenants WHERE id = ?) AS max,"
-                     " (SELECT COUNT(*) FROM agents WHERE tenant_id = ? AND status <> 'retired')"
-                     " AS n",
-                     p, 2, &rows, err);
-    if (rc) return rc;
-    int64_t max = ap_rows_int(&rows, 0, "max", 0), n = ap_rows_int(&rows, 0, "n", 0);
-    if (n >= max)
-        return ap_err_set(err, AP_ERR_DENIED, "limit-exceeded", "agent limit reached",
-                          "retire an agent, or ask a platform administrator to raise the "
-                          "tenant's max_agents",
-                          "max_agents is %lld and the tenant has %lld agents that are not retired",
-                          (long long)max, (long long)n);
-    return AP_OK;
-}
+static const ap_orch_kind_t kind = {
+    .table = "agents", .noun = "agent", .short_noun = "agent", .limit_col = "max_agents",
+    .counted = " AND status <> 'retired'", .counted_as = "agents that are not retired",
+    .make_room = "retire an agent"};
 
 /* Mirrors spec into the agents row (INSERT when !update). */
 static ap_rc store_agent(ap_tx_t *tx, const char *tenant_id, const char *id, json_t *spec,
@@ -354,8 +320,8 @@ ap_rc ap_orch_agent_create(ap_tx_t *tx, const char *tenant_id, const ap_actor_t 
     *out = NULL;
     json_t *spec = spec_with_defaults(in);
     ap_rc rc = check_spec(tx, tenant_id, spec, err);
-    if (!rc) rc = check_limit(tx, tenant_id, err);
-    if (!rc) rc = name_free(tx, tenant_id, ap_json_str(spec, "name"), NULL, err);
+    if (!rc) rc = ap_orch_check_limit(tx, &kind, tenant_id, err);
+    if (!rc) rc = ap_orch_name_free(tx, &kind, tenant_id, ap_json_str(spec, "name"), NULL, err);
     char id[AP_UUID_LEN];
     ap_uuid7(id);
     if (!rc) rc = store_agent(tx, tenant_id, id, spec, 1, "draft", false, err);
@@ -408,7 +374,7 @@ ap_rc ap_orch_agent_update(ap_tx_t *tx, const char *tenant_id, const ap_actor_t 
     if (rc) return rc;
     json_object_update(spec, in);
     rc = check_spec(tx, tenant_id, spec, err);
-    if (!rc) rc = name_free(tx, tenant_id, ap_json_str(spec, "name"), id, err);
+    if (!rc) rc = ap_orch_name_free(tx, &kind, tenant_id, ap_json_str(spec, "name"), id, err);
     /* a new draft: an agent not yet deployed is a draft again; a deployed
      * one keeps running its deployed version */
     bool undeployed = strcmp(status, "draft") == 0 || strcmp(status, "validated") == 0;

@@ -3,6 +3,7 @@
  */
 #include "orch/common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,4 +97,44 @@ ap_rc ap_orch_check_unit(json_t *v, const char *field, ap_err_t *err) {
         return ap_err_set(err, AP_ERR_INVALID, "invalid-field", "value out of range",
                           "give a number from 0 to 1", "%s must be a number from 0 to 1", field);
     return AP_OK;
+}
+
+ap_rc ap_orch_name_free(ap_tx_t *tx, const ap_orch_kind_t *k, const char *tenant_id,
+                        const char *name, const char *id, ap_err_t *err) {
+    char sql[160], hint[96];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) AS n FROM %s WHERE tenant_id = ? AND name = ? AND id <> ?", k->table);
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(name), AP_VTEXT(id ? id : "")};
+    ap_rc rc = ap_tx_query(tx, sql, p, 3, &rows, err);
+    if (rc) return rc;
+    if (!ap_rows_int(&rows, 0, "n", 0)) return AP_OK;
+    snprintf(hint, sizeof hint, "choose another name, or update the existing %s", k->short_noun);
+    return ap_err_set(err, AP_ERR_CONFLICT, "conflict", "name taken", hint,
+                      "an %s named \"%.200s\" exists in this tenant", k->noun, name);
+}
+
+ap_rc ap_orch_check_limit(ap_tx_t *tx, const ap_orch_kind_t *k, const char *tenant_id,
+                          ap_err_t *err) {
+    char key[80], sql[256], msg[64], hint[160];
+    snprintf(key, sizeof key, "%s:%s", k->table, tenant_id);
+    ap_rc rc = ap_tx_lock(tx, key, err);
+    if (rc) return rc;
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT %s FROM tenants WHERE id = ?) AS max,"
+             " (SELECT COUNT(*) FROM %s WHERE tenant_id = ?%s) AS n",
+             k->limit_col, k->table, k->counted);
+    ap_rows_t rows;
+    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(tenant_id)};
+    rc = ap_tx_query(tx, sql, p, 2, &rows, err);
+    if (rc) return rc;
+    int64_t max = ap_rows_int(&rows, 0, "max", 0), n = ap_rows_int(&rows, 0, "n", 0);
+    if (n < max) return AP_OK;
+    snprintf(msg, sizeof msg, "%s limit reached", k->noun);
+    snprintf(hint, sizeof hint,
+             "%s, or ask a platform administrator to raise the tenant's %s", k->make_room,
+             k->limit_col);
+    return ap_err_set(err, AP_ERR_DENIED, "limit-exceeded", msg, hint,
+                      "%s is %lld and the tenant has %lld %s", k->limit_col, (long long)max,
+                      (long long)n, k->counted_as);
 }

@@ -39,6 +39,27 @@ ap_rc ap_orch_agent_status(ap_tx_t *tx, const char *tenant_id, const char *id,
 
 /* AP_ERR_NOT_FOUND naming the group unless group id exists in tenant_id. */
 ap_rc ap_orch_group_check(ap_tx_t *tx, const char *tenant_id, const char *id, ap_err_t *err);
+/* A kind of named, counted resource of a tenant (agents, agent groups):
+ * what the name and limit checks below say of it. */
+typedef struct {
+    const char *table;      /* also the lock key's prefix: "agents" */
+    const char *noun;       /* "agent", "agent group" (after "an") */
+    const char *short_noun; /* "agent", "group": "update the existing …" */
+    const char *limit_col;  /* the tenants column: "max_agents" */
+    const char *counted;    /* SQL added to what counts ("" for every row) */
+    const char *counted_as; /* "agents that are not retired", "groups" */
+    const char *make_room;  /* "retire an agent", "delete a group" */
+} ap_orch_kind_t;
+
+/* AP_ERR_CONFLICT "conflict" when another row of the kind (not id, which
+ * may be NULL) has this name in the tenant. */
+ap_rc ap_orch_name_free(ap_tx_t *tx, const ap_orch_kind_t *k, const char *tenant_id,
+                        const char *name, const char *id, ap_err_t *err);
+/* Takes the tenant's lock for the kind, then AP_ERR_DENIED
+ * "limit-exceeded" when the tenant has its limit of counted rows. */
+ap_rc ap_orch_check_limit(ap_tx_t *tx, const ap_orch_kind_t *k, const char *tenant_id,
+                          ap_err_t *err);
+
 /* AP_ERR_INVALID "invalid-field" unless v is a number in [0, 1]. */
 ap_rc ap_orch_check_unit(json_t *v, const char *field, ap_err_t *err);
 

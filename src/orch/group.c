@@ -183,43 +183,10 @@ static ap_rc check_text(json_t *g, ap_err_t *err) {
     return AP_OK;
 }
 
-static ap_rc name_free(ap_tx_t *tx, const char *tenant_id, const char *name, const char *id,
-                       ap_err_t *err) {
-    ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(name), AP_VTEXT(id ? id : "")};
-    ap_rc rc = ap_tx_query(tx,
-                           "SELECT COUNT(*) AS n FROM agent_groups WHERE tenant_id = ?"
-                           " AND name = ? AND id <> ?",
-                           p, 3, &rows, err);
-    if (rc) return rc;
-    if (ap_rows_int(&rows, 0, "n", 0))
-        return ap_err_set(err, AP_ERR_CONFLICT, "conflict", "name taken",
-                          "choose another name, or update the existing group",
-                          "an agent group named \"%.200s\" exists in this tenant", name);
-    return AP_OK;
-}
-
-static ap_rc check_limit(ap_tx_t *tx, const char *tenant_id, ap_err_t *err) {
-    char key[80];
-    snprintf(key, sizeof key, "agent_groups:%s", tenant_id);
-    ap_rc rc = ap_tx_lock(tx, key, err);
-    if (rc) return rc;
-    ap_rows_t rows;
-    ap_val_t p[] = {AP_VTEXT(tenant_id), AP_VTEXT(tenant_id)};
-    rc = ap_tx_query(tx,
-                     "SELECT (SELECT max_agent_groups FROM tenants WHERE id = ?) AS max,"
-                     " (SELECT COUNT(*) FROM agent_groups WHERE tenant_id = ?) AS n",
-                     p, 2, &rows, err);
-    if (rc) return rc;
-    int64_t max = ap_rows_int(&rows, 0, "max", 0), n = ap_rows_int(&rows, 0, "n", 0);
-    if (n >= max)
-        return ap_err_set(err, AP_ERR_DENIED, "limit-exceeded", "agent group limit reached",
-                          "delete a group, or ask a platform administrator to raise the tenant's "
-                          "max_agent_groups",
-                          "max_agent_groups is %lld and the tenant has %lld groups",
-                          (long long)max, (long long)n);
-    return AP_OK;
-}
+static const ap_orch_kind_t kind = {
+    .table = "agent_groups", .noun = "agent group", .short_noun = "group",
+    .limit_col = "max_agent_groups", .counted = "", .counted_as = "groups",
+    .make_room = "delete a group"};
 
 /* --- writes --- */
 
@@ -302,7 +269,7 @@ static ap_rc check_all(ap_tx_t *tx, const char *tenant_id, const char *id, json_
     if (!rc) rc = member_list(tx, id, given_members, &members, err);
     if (!rc) rc = check_escalation(tx, tenant_id, json_object_get(g, "escalation_rules"), members, err);
     json_decref(members);
-    if (!rc) rc = name_free(tx, tenant_id, ap_json_str(g, "name"), id, err);
+    if (!rc) rc = ap_orch_name_free(tx, &kind, tenant_id, ap_json_str(g, "name"), id, err);
     return rc;
 }
 
@@ -314,7 +281,7 @@ ap_rc ap_orch_group_create(ap_tx_t *tx, const char *tenant_id, const ap_actor_t 
     json_object_update(g, in);
     json_t *members = json_object_get(in, "members");
     ap_rc rc = check_all(tx, tenant_id, NULL, g, members, err);
-    if (!rc) rc = check_limit(tx, tenant_id, err);
+    if (!rc) rc = ap_orch_check_limit(tx, &kind, tenant_id, err);
     char id[AP_UUID_LEN];
     ap_uuid7(id);
     if (!rc) rc = store(tx, tenant_id, id, g, false, err);

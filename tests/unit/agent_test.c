@@ -335,6 +335,18 @@ static void test_max_agents(void **state) {
     assert_string_equal(err.type, "limit-exceeded");
     assert_non_null(strstr(err.detail, "max_agents is 2"));
     assert_non_null(strstr(err.detail, "has 2 agents"));
+    assert_string_equal(err.msg, "agent limit reached");
+    assert_string_equal(err.hint, "retire an agent, or ask a platform administrator to raise the "
+                                  "tenant's max_agents");
+    /* a taken name is a conflict that names it */
+    tu_exec(db, NULL, "UPDATE tenants SET max_agents = 10 WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT(TA)}, 1);
+    assert_int_equal(create(db, TA, "{\"name\":\"two\",\"role\":\"R\"}", a3, &err), AP_ERR_CONFLICT);
+    assert_string_equal(err.type, "conflict");
+    assert_string_equal(err.detail, "an agent named \"two\" exists in this tenant");
+    assert_string_equal(err.hint, "choose another name, or update the existing agent");
+    tu_exec(db, NULL, "UPDATE tenants SET max_agents = 2 WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT(TA)}, 1);
     /* the other tenant is not affected; a retired agent frees its place */
     assert_int_equal(create(db, TB, "{\"name\":\"three\",\"role\":\"R\"}", a3, NULL), AP_OK);
     assert_int_equal(step(db, a1, AP_AGENT_RETIRE, 0, NULL, NULL), AP_OK);

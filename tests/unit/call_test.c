@@ -7,18 +7,14 @@
  * after their first token, and cancellation.
  */
 #include "testutil.h"
+#include "fakeup.h"
 
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include "llm/breaker.h"
 #include "llm/call.h"
 #include "llm/upstream.h"
 #include "llm/usage.h"
-
-extern char **environ;
 
 #define T1 "01a1ca11-0000-7000-8000-000000000001"
 #define AGENT "01a1ca11-0000-7000-8000-0000000000a1"
@@ -26,48 +22,14 @@ extern char **environ;
 
 /* ---- the fake upstream --------------------------------------------------- */
 
-static pid_t fake_pid;
 static int fake_port;
 
-static void fake_stop(void) {
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGTERM);
-        waitpid(fake_pid, NULL, 0);
-        fake_pid = 0;
-    }
-}
-
-/* Starts build/fake-upstream once; false when it is not built. */
+/* Starts build/fake-upstream once (fakeup.h) and points the openai
+ * provider at it; false when it is not built. */
 static bool fake_start(void) {
     if (fake_port) return true;
-    if (access("build/fake-upstream", X_OK) != 0) return false;
-    /* its log goes to a file (a pipe nobody drains would block it) */
-    char log[] = "/tmp/aptest-fake-XXXXXX";
-    int fd = mkstemp(log);
-    if (fd < 0) return false;
-    unlink(log);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    char *argv[] = {"build/fake-upstream", "--listen", "127.0.0.1:0", "--threads", "2",
-                    "--exit-with-parent", NULL};
-    int rc = posix_spawn(&fake_pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc) {
-        close(fd);
-        return false;
-    }
-    atexit(fake_stop);
-    for (int i = 0; i < 500 && !fake_port; i++) { /* up to 5 s */
-        char buf[512];
-        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-        buf[n > 0 ? n : 0] = '\0';
-        const char *p = strstr(buf, "\"port\":");
-        if (strstr(buf, "\"ready\"") && p) fake_port = atoi(p + 7);
-        else usleep(10 * 1000);
-    }
-    close(fd);
-    if (!fake_port) fail_msg("build/fake-upstream did not start");
+    fake_port = tu_fake_start();
+    if (!fake_port) return false;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", fake_port);
     setenv("AP_PROVIDER_OPENAI_BASE_URL", url, 1);

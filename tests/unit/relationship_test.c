@@ -323,6 +323,14 @@ static void test_groups_and_hierarchy(void **state) {
     assert_int_equal(group(db, "{\"name\":\"Three\"}", g2, &err), AP_ERR_DENIED);
     assert_string_equal(err.type, "limit-exceeded");
     assert_non_null(strstr(err.detail, "max_agent_groups is 2 and the tenant has 2 groups"));
+    assert_string_equal(err.msg, "agent group limit reached");
+    assert_string_equal(err.hint, "delete a group, or ask a platform administrator to raise the "
+                                  "tenant's max_agent_groups");
+    tu_exec(db, NULL, "UPDATE tenants SET max_agent_groups = 5 WHERE id = ?",
+            (ap_val_t[]){AP_VTEXT(TA)}, 1);
+    assert_int_equal(group(db, "{\"name\":\"Two\"}", g2, &err), AP_ERR_CONFLICT);
+    assert_string_equal(err.detail, "an agent group named \"Two\" exists in this tenant");
+    assert_string_equal(err.hint, "choose another name, or update the existing group");
     ap_db_close(db);
 }
 

@@ -11,62 +11,25 @@
  * while the upstream shuts down (retries): every job ends exactly once.
  */
 #include "testutil.h"
+#include "fakeup.h"
 
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "core/loop.h"
 #include "llm/upstream.h"
 
-extern char **environ;
-
 /* ---- the fake upstream --------------------------------------------------- */
 
-static pid_t fake_pid;
 static int fake_port;
 static char fake_url[96];
 
-static void fake_stop(void) {
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGTERM);
-        waitpid(fake_pid, NULL, 0);
-        fake_pid = 0;
-    }
-}
-
 static bool fake_start(void) {
     if (fake_port) return true;
-    if (access("build/fake-upstream", X_OK) != 0) return false;
-    char log[] = "/tmp/aptest-fake-XXXXXX";
-    int fd = mkstemp(log);
-    if (fd < 0) return false;
-    unlink(log);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    char *argv[] = {"build/fake-upstream", "--listen", "127.0.0.1:0", "--threads", "2",
-                    "--exit-with-parent", NULL};
-    int rc = posix_spawn(&fake_pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc) {
-        close(fd);
-        return false;
-    }
-    atexit(fake_stop);
-    for (int i = 0; i < 500 && !fake_port; i++) {
-        char buf[512];
-        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-        buf[n > 0 ? n : 0] = '\0';
-        const char *p = strstr(buf, "\"port\":");
-        if (strstr(buf, "\"ready\"") && p) fake_port = atoi(p + 7);
-        else usleep(10 * 1000);
-    }
-    close(fd);
-    if (!fake_port) fail_msg("build/fake-upstream did not start");
+    fake_port = tu_fake_start();
+    if (!fake_port) return false;
     snprintf(fake_url, sizeof fake_url, "http://127.0.0.1:%d/v1/chat/completions", fake_port);
     return true;
 }
