@@ -94,6 +94,11 @@ build/bench/mem_blend_bench: bench/memory/blend_bench.c $(REL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) $< $(REL_OBJ) -o $@ $(LDLIBS)
 
+# The hot tier's latency with many conversations (bench/memory/hot.sh).
+build/bench/mem_hot_bench: bench/memory/hot_bench.c $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) $< $(REL_OBJ) -o $@ $(LDLIBS)
+
 deps:
 	@bash scripts/deps.sh --build-only
 

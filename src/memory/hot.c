@@ -2,21 +2,33 @@
  * hot.c - the in-process hot-context backend (hot.h).
  *
  * 1. A chained hash map keyed by "tenant\x1f agent\x1f conversation" (the
- *    separator cannot occur in ids), under one mutex: operations are a few
- *    string copies, so one lock never becomes the bottleneck a sharded map
- *    would fix.
+ *    separator cannot occur in ids), in HOT_SHARDS shards by the key's
+ *    hash, each under its own mutex, so threads rarely wait for each
+ *    other.  A shard's table doubles when it holds more entries than
+ *    buckets (each entry keeps its hash, so a rehash reads no key), which
+ *    keeps chains short at any number of conversations.
  * 2. Messages are a ring of max_messages slots.  The task context is kept
  *    as compact JSON text, so no jansson value is shared between threads.
- * 3. Expiry is lazy: a read of an expired entry frees it; every 256th
- *    write sweeps the whole map, so abandoned conversations do not pile up.
+ * 3. Expiry.  Every write sets expires = now + ttl, one ttl for the whole
+ *    map, so the order of last writes is the order of expiry: entries sit
+ *    in a list per shard in that order (a write moves its entry to the
+ *    tail), and every operation first frees the expired ones at the head
+ *    of its shard's list.  Each
+ *    entry is freed once, for O(1) amortised work per operation and
+ *    never a walk of the map.  A read of an expired entry frees it too.
+ *    Should the wall clock step back, entries written since expire a
+ *    little late, in list order; reads still see them gone on time.
  */
 #include "memory/hot.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/time.h"
+
+#define HOT_SHARDS 16 /* a power of two */
 
 typedef struct {
     char *role, *content;
@@ -24,33 +36,46 @@ typedef struct {
 } hot_msg_t;
 
 typedef struct entry {
-    struct entry *next;
+    struct entry *next;          /* bucket chain */
+    struct entry *older, *newer; /* the shard's list by last write (note 3) */
+    uint64_t hash;
     char *key;
     size_t agent_prefix; /* length of "tenant\x1f agent\x1f" */
     hot_msg_t *msgs;     /* ring */
     int head, n;
-    char *task;          /* JSON text or NULL */
+    char *task; /* JSON text or NULL */
     int64_t expires;
 } entry_t;
 
 typedef struct {
     pthread_mutex_t mu;
     entry_t **buckets;
-    size_t nbuckets;
+    size_t nbuckets; /* a power of two */
     int count;
+    entry_t *oldest, *newest;
+} shard_t;
+
+typedef struct {
+    shard_t shards[HOT_SHARDS];
     int max_messages;
     int64_t ttl;
     int64_t (*now)(void);
-    unsigned writes;
 } local_t;
+
+/* A key, its hash and its length up to the conversation. */
+typedef struct {
+    char *key;
+    size_t agent_prefix;
+    uint64_t hash;
+} hkey_t;
 
 static uint64_t hash(const char *s) {
     uint64_t h = 14695981039346656037ull;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return h ^ (h >> 32);
 }
 
-static char *make_key(const char *t, const char *a, const char *c, size_t *agent_prefix) {
+static hkey_t make_key(const char *t, const char *a, const char *c) {
     size_t lt = strlen(t), la = strlen(a), lc = c ? strlen(c) : 0;
     char *k = ap_malloc(lt + la + lc + 3);
     memcpy(k, t, lt);
@@ -59,8 +84,12 @@ static char *make_key(const char *t, const char *a, const char *c, size_t *agent
     k[lt + 1 + la] = '\x1f';
     if (lc) memcpy(k + lt + la + 2, c, lc);
     k[lt + la + lc + 2] = '\0';
-    if (agent_prefix) *agent_prefix = lt + la + 2;
-    return k;
+    return (hkey_t){k, lt + la + 2, hash(k)};
+}
+
+/* The shard of a hash: its top bits (the buckets use the low ones). */
+static shard_t *shard_of(local_t *l, uint64_t h) {
+    return &l->shards[h >> 60 & (HOT_SHARDS - 1)];
 }
 
 static void entry_free(local_t *l, entry_t *e) {
@@ -75,52 +104,80 @@ static void entry_free(local_t *l, entry_t *e) {
     ap_free(e);
 }
 
-/* Unlinks and frees expired entries of the whole map.  Holds mu. */
-static void sweep(local_t *l, int64_t now) {
-    for (size_t b = 0; b < l->nbuckets; b++) {
-        entry_t **pp = &l->buckets[b];
-        while (*pp) {
-            entry_t *e = *pp;
-            if (e->expires <= now) {
-                *pp = e->next;
-                entry_free(l, e);
-                l->count--;
-            } else {
-                pp = &e->next;
-            }
-        }
-    }
+static void list_unlink(shard_t *s, entry_t *e) {
+    if (e->older) e->older->newer = e->newer;
+    else s->oldest = e->newer;
+    if (e->newer) e->newer->older = e->older;
+    else s->newest = e->older;
+    e->older = e->newer = NULL;
 }
 
-/* Finds (create: or makes) the live entry for key.  Holds mu. */
-static entry_t *find(local_t *l, const char *t, const char *a, const char *c, bool create,
-                     int64_t now) {
-    size_t ap;
-    char *key = make_key(t, a, c, &ap);
-    size_t b = hash(key) % l->nbuckets;
-    for (entry_t **pp = &l->buckets[b]; *pp; pp = &(*pp)->next) {
-        entry_t *e = *pp;
-        if (strcmp(e->key, key) != 0) continue;
-        if (e->expires <= now) { /* expired: gone */
+static void list_append(shard_t *s, entry_t *e) {
+    e->older = s->newest;
+    e->newer = NULL;
+    if (s->newest) s->newest->newer = e;
+    else s->oldest = e;
+    s->newest = e;
+}
+
+/* Unlinks e from its chain and the list and frees it.  Holds s->mu. */
+static void drop(local_t *l, shard_t *s, entry_t *e) {
+    for (entry_t **pp = &s->buckets[e->hash & (s->nbuckets - 1)]; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
             *pp = e->next;
-            entry_free(l, e);
-            l->count--;
             break;
         }
-        ap_free(key);
-        return e;
+    list_unlink(s, e);
+    entry_free(l, e);
+    s->count--;
+}
+
+/* Frees the expired entries at the head of the list (note 3).  Holds s->mu. */
+static void expire(local_t *l, shard_t *s, int64_t now) {
+    while (s->oldest && s->oldest->expires <= now) drop(l, s, s->oldest);
+}
+
+static void grow(shard_t *s) {
+    size_t nb = s->nbuckets * 2;
+    entry_t **b = ap_calloc(nb, sizeof *b);
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        entry_t *e = s->buckets[i];
+        while (e) {
+            entry_t *next = e->next;
+            e->next = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+            e = next;
+        }
     }
-    if (!create) {
-        ap_free(key);
-        return NULL;
+    ap_free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = nb;
+}
+
+/* Finds (create: or makes) the live entry for k in its shard s.  A new
+ * entry takes k->key (then NULL); otherwise the caller frees it.  Holds
+ * s->mu. */
+static entry_t *find(local_t *l, shard_t *s, hkey_t *k, bool create, int64_t now) {
+    expire(l, s, now);
+    for (entry_t *e = s->buckets[k->hash & (s->nbuckets - 1)]; e; e = e->next) {
+        if (e->hash != k->hash || strcmp(e->key, k->key) != 0) continue;
+        if (e->expires > now) return e;
+        drop(l, s, e); /* expired (the clock stepped back): gone */
+        break;
     }
+    if (!create) return NULL;
+    if ((size_t)s->count >= s->nbuckets) grow(s);
     entry_t *e = ap_calloc(1, sizeof *e);
-    e->key = key;
-    e->agent_prefix = ap;
+    e->key = k->key;
+    k->key = NULL;
+    e->hash = k->hash;
+    e->agent_prefix = k->agent_prefix;
     e->msgs = ap_calloc((size_t)l->max_messages, sizeof *e->msgs);
-    e->next = l->buckets[b];
-    l->buckets[b] = e;
-    l->count++;
+    size_t b = k->hash & (s->nbuckets - 1);
+    e->next = s->buckets[b];
+    s->buckets[b] = e;
+    list_append(s, e);
+    s->count++;
     return e;
 }
 
@@ -132,9 +189,13 @@ static ap_rc check_ids(const char *t, const char *a, const char *c, ap_err_t *er
     return AP_OK;
 }
 
-static void after_write(local_t *l, entry_t *e, int64_t now) {
+/* A write: the entry lives ttl from now and moves to the list's tail. */
+static void after_write(local_t *l, shard_t *s, entry_t *e, int64_t now) {
     e->expires = now + l->ttl;
-    if (++l->writes % 256 == 0) sweep(l, now);
+    if (s->newest != e) {
+        list_unlink(s, e);
+        list_append(s, e);
+    }
 }
 
 static ap_rc l_push(ap_mem_hot_t *h, const char *t, const char *a, const char *c,
@@ -142,9 +203,12 @@ static ap_rc l_push(ap_mem_hot_t *h, const char *t, const char *a, const char *c
     ap_rc rc = check_ids(t, a, c, err);
     if (rc) return rc;
     local_t *l = h->impl;
-    pthread_mutex_lock(&l->mu);
+    hkey_t k = make_key(t, a, c);
+    char *r = ap_strdup(role ? role : "user"), *text = ap_strdup(content ? content : "");
+    shard_t *s = shard_of(l, k.hash);
+    pthread_mutex_lock(&s->mu);
     int64_t now = l->now();
-    entry_t *e = find(l, t, a, c, true, now);
+    entry_t *e = find(l, s, &k, true, now);
     hot_msg_t *m;
     if (e->n == l->max_messages) { /* drop the oldest */
         m = &e->msgs[e->head];
@@ -154,12 +218,13 @@ static ap_rc l_push(ap_mem_hot_t *h, const char *t, const char *a, const char *c
         e->n--;
     }
     m = &e->msgs[(e->head + e->n) % l->max_messages];
-    m->role = ap_strdup(role ? role : "user");
-    m->content = ap_strdup(content ? content : "");
+    m->role = r;
+    m->content = text;
     m->at = now;
     e->n++;
-    after_write(l, e, now);
-    pthread_mutex_unlock(&l->mu);
+    after_write(l, s, e, now);
+    pthread_mutex_unlock(&s->mu);
+    ap_free(k.key);
     return AP_OK;
 }
 
@@ -168,15 +233,20 @@ static ap_rc l_set_task(ap_mem_hot_t *h, const char *t, const char *a, const cha
     ap_rc rc = check_ids(t, a, c, err);
     if (rc) return rc;
     char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
-    local_t *l = h->impl;
-    pthread_mutex_lock(&l->mu);
-    int64_t now = l->now();
-    entry_t *e = find(l, t, a, c, true, now);
-    ap_free(e->task);
-    e->task = text ? ap_strdup(text) : NULL;
-    after_write(l, e, now);
-    pthread_mutex_unlock(&l->mu);
+    char *copy = text ? ap_strdup(text) : NULL;
     free(text);
+    local_t *l = h->impl;
+    hkey_t k = make_key(t, a, c);
+    shard_t *s = shard_of(l, k.hash);
+    pthread_mutex_lock(&s->mu);
+    int64_t now = l->now();
+    entry_t *e = find(l, s, &k, true, now);
+    char *old = e->task;
+    e->task = copy;
+    after_write(l, s, e, now);
+    pthread_mutex_unlock(&s->mu);
+    ap_free(old);
+    ap_free(k.key);
     return AP_OK;
 }
 
@@ -185,10 +255,13 @@ static ap_rc l_get(ap_mem_hot_t *h, const char *t, const char *a, const char *c,
     ap_rc rc = check_ids(t, a, c, err);
     if (rc) return rc;
     local_t *l = h->impl;
-    pthread_mutex_lock(&l->mu);
-    entry_t *e = find(l, t, a, c, false, l->now());
+    hkey_t k = make_key(t, a, c);
+    shard_t *s = shard_of(l, k.hash);
+    pthread_mutex_lock(&s->mu);
+    entry_t *e = find(l, s, &k, false, l->now());
+    ap_free(k.key);
     if (!e) {
-        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_unlock(&s->mu);
         return ap_err_set(err, AP_ERR_NOT_FOUND, "not-found", "no hot context",
                           "push a message first; hot context expires an hour after its last write",
                           "no live hot context for conversation \"%.64s\"", c);
@@ -201,63 +274,77 @@ static ap_rc l_get(ap_mem_hot_t *h, const char *t, const char *a, const char *c,
         json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role", m->role, "content",
                                               m->content, "at", at));
     }
-    json_t *task = e->task ? json_loads(e->task, 0, NULL) : NULL;
+    char *task_text = e->task ? ap_strdup(e->task) : NULL;
     char exp[AP_TIME_LEN];
     ap_time_format(e->expires, exp);
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&s->mu);
+    json_t *task = task_text ? json_loads(task_text, 0, NULL) : NULL;
+    ap_free(task_text);
     *out = json_pack("{s:o,s:o,s:s}", "messages", msgs, "task_context", task ? task : json_null(),
                      "expires_at", exp);
     return AP_OK;
 }
 
+/* One conversation: a lookup.  Every conversation of an agent: a walk of
+ * every shard's list (rare: an agent deleted or its memory wiped). */
 static void l_clear(ap_mem_hot_t *h, const char *t, const char *a, const char *c) {
     if (!t || !a) return;
     local_t *l = h->impl;
-    size_t ap;
-    char *key = make_key(t, a, c, &ap);
-    pthread_mutex_lock(&l->mu);
-    for (size_t b = 0; b < l->nbuckets; b++) {
-        entry_t **pp = &l->buckets[b];
-        while (*pp) {
-            entry_t *e = *pp;
-            bool hit = c ? strcmp(e->key, key) == 0
-                         : (e->agent_prefix == ap && memcmp(e->key, key, ap) == 0);
-            if (hit) {
-                *pp = e->next;
-                entry_free(l, e);
-                l->count--;
-            } else {
-                pp = &e->next;
+    hkey_t k = make_key(t, a, c);
+    if (c) {
+        shard_t *s = shard_of(l, k.hash);
+        pthread_mutex_lock(&s->mu);
+        entry_t *e = find(l, s, &k, false, l->now());
+        if (e) drop(l, s, e);
+        pthread_mutex_unlock(&s->mu);
+    } else {
+        for (int i = 0; i < HOT_SHARDS; i++) {
+            shard_t *s = &l->shards[i];
+            pthread_mutex_lock(&s->mu);
+            for (entry_t *e = s->oldest, *next; e; e = next) {
+                next = e->newer;
+                if (e->agent_prefix == k.agent_prefix && memcmp(e->key, k.key, k.agent_prefix) == 0)
+                    drop(l, s, e);
             }
+            pthread_mutex_unlock(&s->mu);
         }
     }
-    pthread_mutex_unlock(&l->mu);
-    ap_free(key);
+    ap_free(k.key);
 }
 
 static int l_count(ap_mem_hot_t *h) {
     local_t *l = h->impl;
-    pthread_mutex_lock(&l->mu);
-    sweep(l, l->now());
-    int n = l->count;
-    pthread_mutex_unlock(&l->mu);
+    int n = 0;
+    for (int i = 0; i < HOT_SHARDS; i++) {
+        shard_t *s = &l->shards[i];
+        pthread_mutex_lock(&s->mu);
+        expire(l, s, l->now());
+        n += s->count;
+        pthread_mutex_unlock(&s->mu);
+    }
     return n;
 }
 
 static void l_destroy(ap_mem_hot_t *h) {
     local_t *l = h->impl;
-    sweep(l, INT64_MAX);
-    ap_free(l->buckets);
-    pthread_mutex_destroy(&l->mu);
+    for (int i = 0; i < HOT_SHARDS; i++) {
+        shard_t *s = &l->shards[i];
+        expire(l, s, INT64_MAX);
+        ap_free(s->buckets);
+        pthread_mutex_destroy(&s->mu);
+    }
     ap_free(l);
     ap_free(h);
 }
 
 ap_mem_hot_t *ap_mem_hot_local_new(int max_messages, int64_t ttl_ms, int64_t (*now_ms)(void)) {
     local_t *l = ap_calloc(1, sizeof *l);
-    pthread_mutex_init(&l->mu, NULL);
-    l->nbuckets = 1024;
-    l->buckets = ap_calloc(l->nbuckets, sizeof *l->buckets);
+    for (int i = 0; i < HOT_SHARDS; i++) {
+        shard_t *s = &l->shards[i];
+        pthread_mutex_init(&s->mu, NULL);
+        s->nbuckets = 64;
+        s->buckets = ap_calloc(s->nbuckets, sizeof *s->buckets);
+    }
     l->max_messages = max_messages > 0 ? max_messages : AP_MEM_HOT_MAX_MESSAGES;
     l->ttl = ttl_ms > 0 ? ttl_ms : AP_MEM_HOT_TTL_MS;
     l->now = now_ms ? now_ms : ap_now_ms;

@@ -7,6 +7,8 @@
  */
 #include "testutil.h"
 
+#include <pthread.h>
+
 #include <math.h>
 
 #include "llm/embed.h"
@@ -149,6 +151,106 @@ static void test_hot_ttl_and_window(void **state) {
     assert_int_equal(h->count(h), 1);
     assert_int_equal(h->push(h, T1, A1, NULL, "user", "x", &err), AP_ERR_INVALID);
     ap_mem_hot_free(h);
+}
+
+/* Many conversations: the map grows and every one stays reachable; expiry
+ * follows the last write (a rewritten conversation outlives older ones),
+ * whatever the order of first writes; one conversation clears alone. */
+static void test_hot_many_and_expiry_order(void **state) {
+    (void)state;
+    fake_now = 5000000;
+    ap_mem_hot_t *h = ap_mem_hot_local_new(3, 1000, fake_clock);
+    ap_err_t err = {0};
+    char c[32];
+    for (int i = 0; i < 5000; i++) { /* one ms apart: conversation i written at 5000000 + i */
+        snprintf(c, sizeof c, "c%d", i);
+        assert_int_equal(h->push(h, T1, A1, c, "user", c, &err), AP_OK);
+        fake_now++;
+    }
+    /* now 5005000: those written in the last second (4001..4999) are alive */
+    assert_int_equal(h->count(h), 999);
+    fake_now -= 900;                     /* back to 5004100: the clock stepped back */
+    for (int i = 4100; i < 5000; i += 7) {
+        json_t *out;
+        snprintf(c, sizeof c, "c%d", i);
+        assert_int_equal(h->get(h, T1, A1, c, &out, &err), AP_OK);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(out, "messages"), 0), "content")), c);
+        json_decref(out);
+    }
+    fake_now += 900; /* 5005000 */
+    /* rewrite conversation 4500 now: it outlives 4501..4999 */
+    assert_int_equal(h->push(h, T1, A1, "c4500", "user", "again", &err), AP_OK);
+    fake_now += 499; /* 5005499: 4001..4499 gone, 4500 (rewritten) ..4999 alive */
+    assert_int_equal(h->count(h), 500);
+    fake_now += 500; /* 5005999: only c4500 (written at 5005000) is alive */
+    assert_int_equal(h->count(h), 1);
+    json_t *out;
+    assert_int_equal(h->get(h, T1, A1, "c4500", &out, &err), AP_OK);
+    json_t *msgs = json_object_get(out, "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    json_decref(out);
+    assert_int_equal(h->get(h, T1, A1, "c4999", &out, &err), AP_ERR_NOT_FOUND);
+    /* clear of one conversation */
+    h->push(h, T1, A1, "x", "user", "1", &err);
+    h->push(h, T1, A2, "x", "user", "2", &err);
+    assert_int_equal(h->count(h), 3);
+    h->clear(h, T1, A1, "x");
+    assert_int_equal(h->count(h), 2);
+    assert_int_equal(h->get(h, T1, A2, "x", &out, &err), AP_OK);
+    json_decref(out);
+    fake_now += 1000;
+    assert_int_equal(h->count(h), 0);
+    ap_mem_hot_free(h);
+}
+
+/* Threads pushing, replacing tasks, reading and clearing the same
+ * conversations at once (ASan checks the memory): every read is whole. */
+static ap_mem_hot_t *hot_shared;
+
+static void *hot_worker(void *arg) {
+    int id = (int)(intptr_t)arg;
+    ap_err_t err = {0};
+    char c[16], msg[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(c, sizeof c, "c%d", (i * 7 + id) % 40);
+        switch (i % 5) {
+        case 0:
+        case 1:
+            snprintf(msg, sizeof msg, "t%d-%d", id, i);
+            assert_int_equal(hot_shared->push(hot_shared, T1, A1, c, "user", msg, &err), AP_OK);
+            break;
+        case 2: {
+            json_t *task = json_pack("{s:i}", "step", i);
+            assert_int_equal(hot_shared->set_task(hot_shared, T1, A1, c, task, &err), AP_OK);
+            json_decref(task);
+            break;
+        }
+        case 3: {
+            json_t *out = NULL;
+            if (hot_shared->get(hot_shared, T1, A1, c, &out, &err) == AP_OK) {
+                assert_true(json_array_size(json_object_get(out, "messages")) <= 4);
+                json_decref(out);
+            }
+            break;
+        }
+        default:
+            if (i % 50 == 4) hot_shared->clear(hot_shared, T1, A1, c);
+        }
+    }
+    return NULL;
+}
+
+static void test_hot_threads(void **state) {
+    (void)state;
+    hot_shared = ap_mem_hot_local_new(4, 0, NULL);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, hot_worker, (void *)(intptr_t)i);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    int n = hot_shared->count(hot_shared);
+    assert_true(n > 0 && n <= 40);
+    hot_shared->clear(hot_shared, T1, A1, NULL);
+    assert_int_equal(hot_shared->count(hot_shared), 0);
+    ap_mem_hot_free(hot_shared);
 }
 
 /* ---------- semantic tier ---------- */
@@ -673,6 +775,8 @@ static void test_graph_relations_and_paths(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hot_ttl_and_window),
+        cmocka_unit_test(test_hot_many_and_expiry_order),
+        cmocka_unit_test(test_hot_threads),
         cmocka_unit_test(test_config_check_and_subject),
         cmocka_unit_test(test_isolation_matrix),
         cmocka_unit_test(test_forget_removes_from_index),
