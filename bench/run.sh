@@ -93,5 +93,17 @@ fi
 if [ "${BENCH_SKIP_MEMORY:-0}" != 1 ]; then
   echo >>bench/RESULTS.md
   bash bench/memory/run.sh
+  # in process: the hot tier with many conversations, and the memory
+  # index's scan and graph path (bench/memory/hot.sh, blend.sh)
+  {
+    echo
+    echo "### Hot context (\`bash bench/memory/hot.sh\`, $(date -u +%Y-%m-%dT%H:%MZ))"
+    echo
+    bash bench/memory/hot.sh 2>/dev/null
+    echo
+    echo "### The scan and the graph in process (\`BENCH_BLEND_SIZES=100000 BENCH_BLEND_KINDS=\"text clustered\" bash bench/memory/blend.sh\`)"
+    echo
+    BENCH_BLEND_SIZES=100000 BENCH_BLEND_KINDS="text clustered" bash bench/memory/blend.sh 2>/dev/null
+  } >>bench/RESULTS.md
 fi
 cat bench/RESULTS.md
