@@ -13,7 +13,11 @@
  *    re-scores those with the float vectors.  The quantisation error of a
  *    cosine is about 0.005, far inside the over-fetch: the result is the
  *    exact one in practice.  Entries whose score cannot reach the k-th
- *    best even at their approximate similarity are not scored.
+ *    best even at their approximate similarity are not scored, nor is
+ *    their metadata read: each entry carries its prior (ap_mem_prior_fn,
+ *    computed when its metadata changes), its own bound of the score's
+ *    other terms, in an array the scan reads alongside the codes.  The
+ *    int8 products come from dots.c, a block of SCAN_BLOCK at a time.
  * 3. The score is at most w_sim · max(sim, 0) + B, B from the partition's
  *    maxima of importance, creation time and access count (bounds; the
  *    caller turns them into B).  The graph path pulls candidates from an
